@@ -1,0 +1,109 @@
+"""Validation of the workflow parameters, with messages that name the key, the value and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from safety_brittleness.models import ModelSourceError, check_model_source, locate_package_file
+
+
+class ParameterError(ValueError):
+    """One or more parameters are invalid; the message lists each with its allowed values."""
+
+
+def _key_path(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _allowed(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "allowed values: " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return f"allowed value: {json.dumps(schema['const'])}"
+    bounds = []
+    if "minimum" in schema:
+        bounds.append(f">= {schema['minimum']}")
+    if "exclusiveMinimum" in schema:
+        bounds.append(f"> {schema['exclusiveMinimum']}")
+    if "maximum" in schema:
+        bounds.append(f"<= {schema['maximum']}")
+    if "exclusiveMaximum" in schema:
+        bounds.append(f"< {schema['exclusiveMaximum']}")
+    if bounds:
+        kind = schema.get("type", "number")
+        return f"allowed: {kind} {' and '.join(bounds)}"
+    if "pattern" in schema:
+        return schema.get("description", f"allowed pattern: {schema['pattern']}")
+    if "type" in schema:
+        return f"expected type: {schema['type']}"
+    return schema.get("description", "see workflow/schemas/params.schema.yaml")
+
+
+def describe_error(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error.absolute_path)
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        prefix = f"{key}." if error.absolute_path else ""
+        return f"missing parameter {prefix}{missing}"
+    if error.validator == "additionalProperties":
+        return f"unknown parameter under {key}: {error.message}"
+    value = json.dumps(error.instance, default=str)
+    if len(value) > 80:
+        value = value[:77] + "..."
+    return f"invalid parameter {key} = {value}; {_allowed(error.schema)}"
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_params(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Raise ParameterError listing every schema violation in `config`."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    messages = []
+    for error in errors:
+        # For if/then and oneOf failures, report the innermost causes, which name the real key.
+        causes = list(error.context) if error.context else []
+        leaves = [e for e in causes if not e.context] or [error]
+        messages.extend(describe_error(leaf) for leaf in leaves)
+    messages.extend(_check_consistency(config))
+    if messages:
+        unique = list(dict.fromkeys(messages))
+        raise ParameterError("invalid parameters:\n  - " + "\n  - ".join(unique))
+
+
+def _check_consistency(config: dict[str, Any]) -> list[str]:
+    """Checks that a JSON schema cannot express: relations between keys."""
+    messages = []
+    calibration = config.get("calibration", {})
+    if calibration.get("samples", 0) > calibration.get("candidate_prompts", 0):
+        messages.append(
+            f"invalid parameter calibration.samples = {calibration.get('samples')}; "
+            f"allowed: at most calibration.candidate_prompts ({calibration.get('candidate_prompts')})"
+        )
+    return messages
+
+
+def check_sources(config: dict[str, Any]) -> None:
+    """Raise ParameterError when the model or a data package named in `config` is missing."""
+    messages = []
+    try:
+        check_model_source(config["model"]["source"])
+    except ModelSourceError as error:
+        messages.append(f"model.source: {error}")
+    for index, entry in enumerate(config["data"]["harmful"]["files"]):
+        try:
+            locate_package_file(entry["package"], entry["path"])
+        except ModelSourceError as error:
+            messages.append(f"data.harmful.files[{index}]: {error}")
+    if messages:
+        raise ParameterError("missing inputs:\n  - " + "\n  - ".join(messages))

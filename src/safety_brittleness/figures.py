@@ -1,0 +1,63 @@
+"""Figures drawn with plotnine from the metrics table only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from plotnine import (
+    aes, geom_errorbar, geom_errorbarh, geom_point, geom_text, ggplot, labs, scale_shape_manual, theme_bw,
+)
+
+from safety_brittleness.experiments import format_fraction
+from safety_brittleness.provenance import atomic_path
+
+
+def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment: ASR_Vanilla and mean utility accuracy, with intervals and parameters."""
+    asr = metrics[metrics["metric"] == "asr_vanilla"]
+    utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
+    sparsity = metrics[metrics["metric"] == "actual_sparsity"][["experiment_id", "value"]]
+    keep = ["experiment_id", "model", "region", "p", "q", "value", "ci_low", "ci_high"]
+    table = asr[keep].rename(columns={"value": "asr_vanilla", "ci_low": "asr_low", "ci_high": "asr_high"})
+    table = table.merge(
+        utility[["experiment_id", "value", "ci_low", "ci_high"]].rename(
+            columns={"value": "utility_accuracy", "ci_low": "utility_low", "ci_high": "utility_high"}
+        ),
+        on="experiment_id",
+    )
+    table = table.merge(sparsity.rename(columns={"value": "actual_sparsity"}), on="experiment_id")
+    return table.sort_values(["region", "p", "q"], na_position="first").reset_index(drop=True)
+
+
+def _label(row: pd.Series) -> str:
+    if row["region"] == "none":
+        return f"{row['model']} model"
+    return f"p={format_fraction(row['p'])}, q={format_fraction(row['q'])}"
+
+
+def plot_asr_vs_utility(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
+    """ASR_Vanilla against mean utility accuracy: set-difference grid points, base and aligned models."""
+    table = asr_utility_table(metrics)
+    table["label"] = table.apply(_label, axis=1)
+    table["kind"] = table["region"].where(table["region"] != "none", table["model"] + " model")
+    figure = (
+        ggplot(table, aes("utility_accuracy", "asr_vanilla", shape="kind", color="kind"))
+        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), width=0.0, alpha=0.4)
+        + geom_errorbarh(aes(xmin="utility_low", xmax="utility_high"), height=0.0, alpha=0.4)
+        + geom_point(size=3)
+        + geom_text(aes(label="label"), size=7, nudge_y=0.03, show_legend=False)
+        + scale_shape_manual(values={"base model": "s", "aligned model": "D", "set_difference": "o"})
+        + labs(
+            x="mean utility accuracy (lm-eval, zero-shot)",
+            y="ASR_Vanilla (keyword judge)",
+            color="experiment",
+            shape="experiment",
+            title="Removing the set-difference region: attack success vs utility",
+        )
+        + theme_bw()
+    )
+    for path in (png_path, pdf_path):
+        suffix = Path(path).suffix
+        with atomic_path(path, suffix=suffix) as temporary:
+            figure.save(str(temporary), width=7, height=5, dpi=150, verbose=False)

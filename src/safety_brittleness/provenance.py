@@ -1,0 +1,149 @@
+"""Provenance metadata and atomic writes for every artifact the workflow produces."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from safety_brittleness import __version__
+
+PROVENANCE_KEY = b"safety_brittleness.provenance"
+LIBRARIES = ("torch", "transformers", "lm-eval", "safetensors", "pandas", "pyarrow", "snakemake")
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """Hash a file, or a folder as the sorted list of its relative file names and file hashes."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(child.relative_to(path)).encode())
+        digest.update(sha256_file(child).encode())
+    return digest.hexdigest()
+
+
+def git_state(root: str | Path | None = None) -> dict[str, Any]:
+    """Return the current git commit and whether the work tree has uncommitted changes."""
+    root = Path(root or Path.cwd())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def build_provenance(
+    rule: str,
+    params: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    seed: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Collect the facts needed to audit an artifact: rule, parameters, input hashes, code, versions."""
+    hashed_inputs: dict[str, Any] = {}
+    for name, value in (inputs or {}).items():
+        paths = value if isinstance(value, (list, tuple)) else [value]
+        records = [{"path": str(path), "sha256": sha256_path(path)} for path in paths]
+        hashed_inputs[name] = records if isinstance(value, (list, tuple)) else records[0]
+    record = {
+        "rule": rule,
+        "params": params,
+        "inputs": hashed_inputs,
+        "seed": seed,
+        "package_version": __version__,
+        "git": git_state(),
+        "libraries": library_versions(),
+    }
+    if extra:
+        record.update(extra)
+    return record
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to `path` and rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` and move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield temporary
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path, provenance: dict[str, Any]) -> None:
+    """Write `frame` atomically with `provenance` stored as JSON in the Parquet key-value metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    existing = table.schema.metadata or {}
+    encoded = json.dumps(provenance, sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata({**existing, PROVENANCE_KEY: encoded})
+    with atomic_path(path, suffix=".parquet") as temporary:
+        pq.write_table(table, temporary)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    schema_metadata = pq.read_schema(path).metadata or {}
+    raw = schema_metadata.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else None
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    with atomic_path(path, suffix=".json") as temporary:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,104 @@
+"""Workflow steps: one function per Snakemake rule, grouped by stage family.
+
+Every rule runs `workflow/scripts/run_step.py`, which builds a StepContext from Snakemake's
+`snakemake` object and calls the function registered under the rule's name. A step reads the
+rule's inputs, calls the library and writes the rule's outputs, nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("safety_brittleness")
+
+FAMILIES = ("data", "model", "calibration", "scoring", "regions", "evaluation", "figures")
+
+
+@dataclass
+class StepContext:
+    rule: str
+    input: dict[str, str]
+    output: dict[str, str]
+    params: dict[str, Any]
+    wildcards: dict[str, str] = field(default_factory=dict)
+    threads: int = 1
+    log_file: str | None = None
+
+    def provenance(self, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+        """Provenance record of this rule: parameters, hashes of its artifact inputs, versions."""
+        from safety_brittleness.provenance import build_provenance
+
+        inputs = {name: path for name, path in self.input.items() if not name.startswith("code")}
+        return build_provenance(self.rule, self.params, inputs=inputs, seed=seed, extra=extra or None)
+
+    def runtime(self):
+        from safety_brittleness import models
+
+        runtime = self.params["runtime"]
+        return models.select_device(runtime["device"]), models.select_dtype(runtime["dtype"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.params["runtime"]["seed"])
+
+
+STEPS: dict[str, Callable[[StepContext], None]] = {}
+
+
+def step(function: Callable[[StepContext], None]) -> Callable[[StepContext], None]:
+    """Register `function` as the step of the rule with the same name."""
+    STEPS[function.__name__] = function
+    return function
+
+
+def to_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def configure_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
+
+
+def run_step(context: StepContext) -> None:
+    import torch
+
+    for family in FAMILIES:
+        importlib.import_module(f"safety_brittleness.steps.{family}")
+    function = STEPS.get(context.rule)
+    if function is None:
+        raise KeyError(f"no step function for rule '{context.rule}'; known: {', '.join(sorted(STEPS))}")
+    torch.set_num_threads(max(1, context.threads))
+    log.info("rule %s started", context.rule)
+    function(context)
+    log.info("rule %s finished", context.rule)
+
+
+def run_snakemake_step(snakemake: Any) -> None:
+    """Entry point of workflow/scripts/run_step.py."""
+    context = StepContext(
+        rule=snakemake.rule,
+        input=dict(snakemake.input.items()),
+        output=dict(snakemake.output.items()),
+        params=dict(snakemake.params.items()),
+        wildcards=dict(snakemake.wildcards.items()),
+        threads=snakemake.threads,
+        log_file=snakemake.log[0] if snakemake.log else None,
+    )
+    configure_logging(context.log_file)
+    try:
+        run_step(context)
+    except Exception:
+        log.exception("rule %s failed", context.rule)
+        raise

@@ -1,0 +1,78 @@
+"""Steps that build the calibration sets: safety-full, safety-short and utility."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pandas as pd
+
+from safety_brittleness import models
+from safety_brittleness.generation import chat_prompt, generate_with_status
+from safety_brittleness.judges import build_judge
+from safety_brittleness.provenance import write_parquet
+from safety_brittleness.steps import StepContext, step
+
+log = logging.getLogger(__name__)
+
+
+def shorten_response(response: str, sentences: int) -> str:
+    """Cut a response to its first `sentences` sentences: the refusal judgement without the rest."""
+    parts = re.split(r"(?<=[.!?])\s+", response.strip())
+    return " ".join(parts[:sentences])
+
+
+def _respond(context: StepContext, frame: pd.DataFrame, description: str) -> pd.DataFrame:
+    settings = context.params["settings"]
+    device, dtype = context.runtime()
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    prompts = [chat_prompt(tokenizer, text, settings["system_prompt"]) for text in frame["prompt"]]
+    responses, finished = generate_with_status(
+        model, tokenizer, prompts, settings["max_new_tokens"], settings["generation_batch_size"], description=description
+    )
+    frame = frame.copy()
+    frame["response"] = responses
+    frame["ends_turn"] = finished
+    return frame
+
+
+@step
+def build_safety_calibration(context: StepContext) -> None:
+    """Safety-full: the aligned model's own refusals to attribution prompts; safety-short: their first sentences."""
+    settings = context.params["settings"]
+    harmful = pd.read_parquet(context.input["harmful"])
+    pool = harmful[harmful["split"] == "attribution"].sample(frac=1.0, random_state=context.seed)
+    pool = _respond(context, pool.head(settings["candidate_prompts"]).reset_index(drop=True), "safety responses")
+    judge = build_judge("keyword")
+    pool["refusal"] = [judge.is_refusal(r) for r in pool["response"]]
+    log.info("refusals among %d candidate responses: %d", len(pool), int(pool["refusal"].sum()))
+    if settings["require_refusal"]:
+        pool = pool[pool["refusal"]]
+    if len(pool) < settings["samples"]:
+        log.warning("only %d safety calibration samples available, %d requested", len(pool), settings["samples"])
+    if pool.empty:
+        raise RuntimeError(
+            "no refusals among the aligned model's responses, so safety-full is empty; "
+            "check the alignment step or set calibration.require_refusal: false"
+        )
+
+    full = pool.head(settings["samples"]).reset_index(drop=True)
+    full["split"] = "safety-full"
+    short = full.copy()
+    short["split"] = "safety-short"
+    short["response"] = [shorten_response(r, settings["short_sentences"]) for r in full["response"]]
+    short["ends_turn"] = False
+    record = context.provenance(seed=context.seed)
+    write_parquet(full, context.output["full"], record)
+    write_parquet(short, context.output["short"], record)
+
+
+@step
+def build_utility_calibration(context: StepContext) -> None:
+    """Utility: benign calibration instructions with the aligned model's own answers."""
+    settings = context.params["settings"]
+    benign = pd.read_parquet(context.input["benign"])
+    frame = benign[benign["split"] == "calibration"].head(settings["samples"]).reset_index(drop=True)
+    frame = _respond(context, frame, "utility responses")
+    frame["split"] = "utility"
+    write_parquet(frame, context.output["utility"], context.provenance(seed=context.seed))

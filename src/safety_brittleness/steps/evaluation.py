@@ -1,0 +1,68 @@
+"""Steps that evaluate one experiment and collect all metric rows."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from safety_brittleness import evaluation, models, regions
+from safety_brittleness.judges import build_judge
+from safety_brittleness.provenance import write_parquet
+from safety_brittleness.steps import StepContext, step
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ["experiment_id", "metric", "value", "n", "ci_low", "ci_high", "aggregation", "judge", "task", "utility_limit"]
+
+
+@step
+def evaluate_experiment(context: StepContext) -> None:
+    settings = context.params["settings"]
+    spec = context.params["experiment"]
+    experiment_id = context.wildcards["experiment"]
+    device, dtype = context.runtime()
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    if "region" in context.input:
+        regions.apply_masks(model, regions.load_masks(context.input["region"]))
+    judge = build_judge(settings["judge"])
+    system_prompt = context.params["safety_system_prompt"]
+
+    harmful = pd.read_parquet(context.input["harmful"])
+    evaluation_prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
+    generations, rows = evaluation.evaluate_asr_vanilla(
+        model, tokenizer, evaluation_prompts, system_prompt, judge,
+        settings["max_new_tokens"], settings["generation_batch_size"], context.seed,
+    )
+    benign = pd.read_parquet(context.input["benign"])
+    heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
+    benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
+        model, tokenizer, heldout, system_prompt, judge,
+        settings["max_new_tokens"], settings["generation_batch_size"], context.seed,
+    )
+    utility = settings["utility"]
+    utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])
+    sparsity = regions.actual_sparsity(model)
+
+    metrics = pd.DataFrame(rows + benign_rows + utility_rows + [{"metric": "actual_sparsity", "value": sparsity}])
+    metrics["experiment_id"] = experiment_id
+    metrics = metrics.reindex(columns=METRIC_COLUMNS)
+    for column, value in spec.items():
+        if column != "region_path":
+            metrics[column] = value
+    metrics["seed"] = context.seed
+    record = context.provenance(seed=context.seed, experiment_id=experiment_id)
+    write_parquet(metrics, context.output["metrics"], record)
+    all_generations = pd.concat([generations, benign_generations], ignore_index=True)
+    all_generations.insert(0, "experiment_id", experiment_id)
+    write_parquet(all_generations, context.output["generations"], record)
+
+    values = metrics.set_index(["metric", metrics["task"].fillna("")])["value"]
+    log.info("%s: ASR_Vanilla %.3f, utility %.3f, actual sparsity %.5f", experiment_id,
+             values[("asr_vanilla", "")], values[("utility_accuracy", "mean")], sparsity)
+
+
+@step
+def collect_metrics(context: StepContext) -> None:
+    frames = [pd.read_parquet(path) for path in context.input["metrics"]]
+    write_parquet(pd.concat(frames, ignore_index=True), context.output["metrics"], context.provenance())

@@ -1,0 +1,29 @@
+"""Steps that compute importance scores."""
+
+from __future__ import annotations
+
+import pandas as pd
+from safetensors.torch import save_file
+
+from safety_brittleness import models, scoring
+from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.generation import chat_prompt
+from safety_brittleness.provenance import atomic_path
+from safety_brittleness.steps import StepContext, step, to_json
+
+
+@step
+def score_snip(context: StepContext) -> None:
+    settings = context.params["settings"]
+    device, dtype = context.runtime()
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    frame = pd.read_parquet(context.input["calibration"])
+    examples = [
+        TrainingExample(chat_prompt(tokenizer, row.prompt, settings["system_prompt"]), row.response, bool(row.ends_turn))
+        for row in frame.itertuples()
+    ]
+    scores = scoring.snip_scores(model, tokenizer, examples, settings["max_length"])
+    record = context.provenance(seed=context.seed, samples=len(examples))
+    with atomic_path(context.output["scores"], suffix=".safetensors") as temporary:
+        save_file({name: value.contiguous() for name, value in scores.items()}, str(temporary),
+                  metadata={"provenance": to_json(record)})

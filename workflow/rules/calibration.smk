@@ -1,0 +1,34 @@
+rule build_safety_calibration:
+    output:
+        full="results/calibration/safety-full.parquet",
+        short="results/calibration/safety-short.parquet",
+    input:
+        code=code("calibration"),
+        model=model_path("aligned"),
+        harmful="results/data/harmful_prompts.parquet",
+        phrases=f"{PACKAGE}/resources/refusal_phrases.yaml",
+    params:
+        settings=config["calibration"],
+        runtime=runtime(),
+    threads: workflow.cores
+    log:
+        "logs/build_safety_calibration.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule build_utility_calibration:
+    output:
+        utility="results/calibration/utility.parquet",
+    input:
+        code=code("calibration"),
+        model=model_path("aligned"),
+        benign="results/data/benign_prompts.parquet",
+    params:
+        settings=config["calibration"],
+        runtime=runtime(),
+    threads: workflow.cores
+    log:
+        "logs/build_utility_calibration.log",
+    script:
+        "../scripts/run_step.py"

@@ -1,0 +1,45 @@
+def experiment_inputs(wildcards):
+    spec = EXPERIMENTS[wildcards.experiment]
+    inputs = {
+        "code": code("evaluation"),
+        "model": model_path(spec["model"]),
+        "harmful": "results/data/harmful_prompts.parquet",
+        "benign": "results/data/benign_prompts.parquet",
+        "phrases": f"{PACKAGE}/resources/refusal_phrases.yaml",
+        "utility_tasks": f"{PACKAGE}/resources/utility_tasks",
+    }
+    if spec["region_path"]:
+        inputs["region"] = spec["region_path"]
+    return inputs
+
+
+rule evaluate_experiment:
+    output:
+        metrics="results/evaluation/{experiment}.parquet",
+        generations="results/generations/{experiment}.parquet",
+    input:
+        unpack(experiment_inputs),
+    params:
+        experiment=lambda wc: EXPERIMENTS[wc.experiment],
+        settings=config["evaluation"],
+        safety_system_prompt=config["safety_system_prompt"],
+        runtime=runtime(),
+    wildcard_constraints:
+        experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+    threads: workflow.cores
+    log:
+        "logs/evaluate_experiment/{experiment}.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule collect_metrics:
+    output:
+        metrics="results/metrics.parquet",
+    input:
+        code=code("evaluation"),
+        metrics=expand("results/evaluation/{experiment}.parquet", experiment=sorted(EXPERIMENTS)),
+    log:
+        "logs/collect_metrics.log",
+    script:
+        "../scripts/run_step.py"

@@ -1,0 +1,17 @@
+rule score_snip:
+    output:
+        scores=score_path("snip", "{dataset}"),
+    input:
+        code=code("scoring"),
+        model=model_path("aligned"),
+        calibration="results/calibration/{dataset}.parquet",
+    params:
+        settings=config["scoring"],
+        runtime=runtime(),
+    wildcard_constraints:
+        dataset="safety-full|safety-short|utility",
+    threads: workflow.cores
+    log:
+        "logs/score_snip/{dataset}.log",
+    script:
+        "../scripts/run_step.py"

@@ -9,7 +9,7 @@ min_version("9.0")
 configfile: "params.yaml"
 
 from safety_brittleness.codedeps import module_files
-from safety_brittleness.config import ParameterError, check_sources, load_schema, validate_params
+from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
 from safety_brittleness.experiments import build_registry, model_path, score_path
 
 SCHEMA = "workflow/schemas/params.schema.yaml"

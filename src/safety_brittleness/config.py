@@ -93,13 +93,19 @@ def _check_consistency(config: dict[str, Any]) -> list[str]:
     return messages
 
 
+def model_source(config: dict[str, Any]) -> dict[str, Any]:
+    """The model source of `config`: its kind plus the settings of that kind."""
+    kind = config["model"]["kind"]
+    return {"kind": kind, **config["model"][kind]}
+
+
 def check_sources(config: dict[str, Any]) -> None:
     """Raise ParameterError when the model or a data package named in `config` is missing."""
     messages = []
     try:
-        check_model_source(config["model"]["source"])
+        check_model_source(model_source(config))
     except ModelSourceError as error:
-        messages.append(f"model.source: {error}")
+        messages.append(f"model.{config['model']['kind']}: {error}")
     for index, entry in enumerate(config["data"]["harmful"]["files"]):
         try:
             locate_package_file(entry["package"], entry["path"])

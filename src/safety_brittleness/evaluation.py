@@ -58,10 +58,16 @@ def evaluate_asr_vanilla(
     max_new_tokens: int,
     batch_size: int,
     seed: int,
+    early_stop: bool = True,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Greedy responses to the evaluation prompts, with the safety system prompt and chat template."""
+    """Greedy responses to the evaluation prompts, with the safety system prompt and chat template.
+
+    With `early_stop`, generation of a response stops once it contains a refusal phrase: its
+    verdict (refusal, not harmful) cannot change after that.
+    """
     sent = [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]]
-    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="ASR_Vanilla")
+    stop_when = judge.is_refusal if early_stop else None
+    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="ASR_Vanilla", stop_when=stop_when)
     verdicts = [judge.judge(response) for response in responses]
     generations = pd.DataFrame(
         {
@@ -96,10 +102,12 @@ def evaluate_benign_refusal(
     max_new_tokens: int,
     batch_size: int,
     seed: int,
+    early_stop: bool = True,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Share of held-out benign prompts that the model refuses (over-refusal after alignment)."""
     sent = [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]]
-    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="benign prompts")
+    stop_when = judge.is_refusal if early_stop else None
+    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="benign prompts", stop_when=stop_when)
     refusals = [judge.is_refusal(response) for response in responses]
     generations = pd.DataFrame(
         {

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from plotnine import (
-    aes, geom_errorbar, geom_errorbarh, geom_point, geom_text, ggplot, labs, scale_shape_manual, theme_bw,
-)
+from plotnine import aes, geom_point, geom_segment, geom_text, ggplot, labs, scale_shape_manual, theme_bw
 
 from safety_brittleness.experiments import format_fraction
 from safety_brittleness.provenance import atomic_path
@@ -30,6 +28,24 @@ def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["region", "p", "q"], na_position="first").reset_index(drop=True)
 
 
+def _caption(metrics: pd.DataFrame) -> str:
+    """Say what was run: scores, selection rule, calibration set, number of prompts and items."""
+    regions = metrics[metrics["region"] == "set_difference"]
+    asr = metrics[metrics["metric"] == "asr_vanilla"]
+    utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
+    parts = []
+    if not regions.empty and "score_method" in regions:
+        first = regions.iloc[0]
+        parts.append(f"{str(first['score_method']).upper()} scores, {first['selection']}-wise selection, "
+                     f"{first['safety_dataset']} vs {first['utility_dataset']}, {first['mode']}")
+    if not asr.empty:
+        parts.append(f"ASR over {int(asr['n'].max())} prompts")
+    if not utility.empty:
+        parts.append(f"accuracy over {int(utility['n'].max())} items")
+    parts.append("whiskers: 95% Wilson intervals")
+    return "\n".join(parts)
+
+
 def _label(row: pd.Series) -> str:
     if row["region"] == "none":
         return f"{row['model']} model"
@@ -37,23 +53,27 @@ def _label(row: pd.Series) -> str:
 
 
 def plot_asr_vs_utility(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
-    """ASR_Vanilla against mean utility accuracy: set-difference grid points, base and aligned models."""
+    """Plot ASR_Vanilla against mean utility accuracy: set-difference grid points, base and aligned models."""
     table = asr_utility_table(metrics)
+    caption = _caption(metrics)
     table["label"] = table.apply(_label, axis=1)
     table["kind"] = table["region"].where(table["region"] != "none", table["model"] + " model")
+    table["kind"] = table["kind"].replace({"set_difference": "set difference region"})
+    # Whiskers are 95% Wilson intervals: ASR over the evaluation prompts, accuracy over all items.
     figure = (
         ggplot(table, aes("utility_accuracy", "asr_vanilla", shape="kind", color="kind"))
-        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), width=0.0, alpha=0.4)
-        + geom_errorbarh(aes(xmin="utility_low", xmax="utility_high"), height=0.0, alpha=0.4)
+        + geom_segment(aes(x="utility_accuracy", xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.4)
+        + geom_segment(aes(x="utility_low", xend="utility_high", y="asr_vanilla", yend="asr_vanilla"), alpha=0.4)
         + geom_point(size=3)
         + geom_text(aes(label="label"), size=7, nudge_y=0.03, show_legend=False)
-        + scale_shape_manual(values={"base model": "s", "aligned model": "D", "set_difference": "o"})
+        + scale_shape_manual(values={"base model": "s", "aligned model": "D", "set difference region": "o"})
         + labs(
             x="mean utility accuracy (lm-eval, zero-shot)",
             y="ASR_Vanilla (keyword judge)",
             color="experiment",
             shape="experiment",
             title="Removing the set-difference region: attack success vs utility",
+            caption=caption,
         )
         + theme_bw()
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from typing import Callable
+
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,24 @@ def chat_prompt(tokenizer, instruction: str, system_prompt: str | None) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+class TextCondition(StoppingCriteria):
+    """Stop each sequence as soon as its generated text satisfies `condition`.
+
+    Used with the keyword judge: once a response contains a refusal phrase, no later token can
+    change its verdict, so the rest of the sequence need not be generated.
+    """
+
+    def __init__(self, tokenizer, prompt_length: int, condition: Callable[[str], bool]):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.condition = condition
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        new_tokens = input_ids[:, self.prompt_length:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return torch.tensor([self.condition(text) for text in texts], dtype=torch.bool, device=input_ids.device)
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -34,10 +55,11 @@ def generate(
     temperature: float = 1.0,
     seed: int = 0,
     description: str = "generating",
+    stop_when: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """Generate one continuation per already-formatted prompt, in the order of `prompts`."""
     texts, _ = generate_with_status(
-        model, tokenizer, prompts, max_new_tokens, batch_size, do_sample, temperature, seed, description
+        model, tokenizer, prompts, max_new_tokens, batch_size, do_sample, temperature, seed, description, stop_when
     )
     return texts
 
@@ -53,8 +75,12 @@ def generate_with_status(
     temperature: float = 1.0,
     seed: int = 0,
     description: str = "generating",
+    stop_when: Callable[[str], bool] | None = None,
 ) -> tuple[list[str], list[bool]]:
     """Generate continuations and report, per prompt, whether it ended with the end-of-turn token.
+
+    With `stop_when`, a sequence also stops as soon as its text satisfies that condition; such a
+    sequence is reported as not ended, and its text is the prefix generated until then.
 
     Prompts are batched by length to limit padding. Sampling uses a generator seeded once per call,
     so results depend on `seed`, the batch size and the prompt order.
@@ -77,6 +103,9 @@ def generate_with_status(
         options = {"do_sample": do_sample, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
         if do_sample:
             options.update(temperature=temperature, top_k=0, top_p=1.0)
+        if stop_when is not None:
+            prompt_length = encoded["input_ids"].shape[1]
+            options["stopping_criteria"] = StoppingCriteriaList([TextCondition(tokenizer, prompt_length, stop_when)])
         output = model.generate(**encoded, **options)
         new_tokens = output[:, encoded["input_ids"].shape[1]:]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -57,7 +57,7 @@ def check_model_source(source: dict[str, Any]) -> None:
         path = Path(source["path"])
         if not (path / "config.json").is_file():
             raise ModelSourceError(
-                f"model.source.path '{path}' is not a Hugging Face model folder (no config.json); "
+                f"model path '{path}' is not a Hugging Face model folder (no config.json); "
                 "point it at a folder with config.json and safetensors weights"
             )
     elif kind == "random_init":

@@ -4,7 +4,7 @@ rule prepare_base_model:
     input:
         code=code("model"),
     params:
-        source=config["model"]["source"],
+        source=model_source(config),
         runtime=runtime(),
     log:
         "logs/prepare_base_model.log",

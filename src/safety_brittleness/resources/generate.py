@@ -525,37 +525,51 @@ def draw_arithmetic_prompt(kind: str, rng: random.Random) -> str:
     """Draw one arithmetic prompt of the given kind. Every answer is a whole number."""
     if kind == "add":
         return f"What is {rng.randint(11, 99)} plus {rng.randint(11, 99)}?"
+
     if kind == "subtract":
         larger, smaller = sorted(rng.sample(range(10, 100), 2), reverse=True)
         return f"What is {larger} minus {smaller}?"
+
     if kind == "multiply":
         return f"What is {rng.randint(2, 12)} times {rng.randint(2, 12)}?"
+
     if kind == "divide":
         divisor, quotient = rng.randint(2, 12), rng.randint(2, 12)
         return f"What is {divisor * quotient} divided by {divisor}?"
+
     if kind == "apples":
         return f"If I have {rng.randint(3, 20)} apples and buy {rng.randint(2, 15)} more, how many apples do I have?"
+
     if kind == "crayons":
         return f"A box holds {rng.randint(4, 24)} crayons. How many crayons are in {rng.randint(2, 9)} boxes?"
+
     if kind == "birds":
         total, leaving = sorted(rng.sample(range(3, 30), 2), reverse=True)
         return f"There are {total} birds on a fence and {leaving} fly away. How many birds are left?"
+
     if kind == "eggs":
         return f"A recipe needs {rng.randint(2, 4)} eggs per cake. How many eggs do I need for {rng.randint(2, 6)} cakes?"
+
     if kind == "pages":
         monday, tuesday = rng.randint(10, 60), rng.randint(10, 60)
         return f"I read {monday} pages on Monday and {tuesday} pages on Tuesday. How many pages did I read in total?"
+
     if kind == "groups":
         size, groups = rng.randint(2, 6), rng.randint(3, 8)
         return f"A class of {size * groups} students splits into groups of {size}. How many groups are there?"
+
     if kind == "half":
         return f"What is half of {2 * rng.randint(6, 60)}?"
+
     if kind == "percent":
         return f"What is {rng.choice([10, 25, 50])} percent of {rng.choice([20, 40, 60, 80, 100, 200, 400])}?"
+
     if kind == "sum_of_three":
         return f"What is the sum of {rng.randint(2, 30)}, {rng.randint(2, 30)}, and {rng.randint(2, 30)}?"
+
     if kind == "square":
         return f"What is {rng.randint(2, 15)} squared?"
+
     raise ValueError(f"unknown arithmetic prompt kind {kind!r}")
 
 
@@ -617,7 +631,7 @@ def build_benign_instructions(rng: random.Random) -> list[dict[str, str]]:
         for prompt in handwritten:
             key = normalize_prompt(prompt)
             if key in seen_keys:
-                raise ValueError(f"duplicate hand-written benign prompt in {category!r}: {prompt!r}")
+                raise ValueError(f"duplicate hand-written benign prompt in {category!r}: {prompt!r}. Remove one copy.")
             seen_keys.add(key)
             chosen.append(prompt)
 
@@ -655,10 +669,15 @@ def validate_benign_instructions(records: list[dict[str, str]]) -> None:
 
         word_count = len(prompt.split())
         if word_count >= MAX_PROMPT_WORDS:
-            raise ValueError(f"benign prompt {record['id']} has {word_count} words, the limit is {MAX_PROMPT_WORDS - 1}")
+            raise ValueError(
+                f"benign prompt {record['id']} has {word_count} words, but prompts must have fewer than "
+                f"{MAX_PROMPT_WORDS}. Shorten it: {prompt!r}"
+            )
         blocked = BLOCKED_WORD_PATTERN.search(prompt)
         if blocked:
-            raise ValueError(f"benign prompt {record['id']} contains the blocked word {blocked.group(0)!r}: {prompt!r}")
+            raise ValueError(
+                f"benign prompt {record['id']} contains the blocked word {blocked.group(0)!r}. Reword it: {prompt!r}"
+            )
         if not prompt.isascii():
             raise ValueError(f"benign prompt {record['id']} contains non-ASCII text: {prompt!r}")
 
@@ -970,8 +989,8 @@ PLURAL_ITEMS = [
 
 # (verb, simple past, three wrong forms: usually the third-person present,
 # the -ing form and an over-regularized past). Over-regularized forms that are
-# the past tense of another verb (singed, flied, waked) are replaced, and verbs
-# whose only such form is one (put, let) are left out.
+# real past tenses (singed, flied, waked) are replaced by other wrong forms.
+# Verbs whose over-regularized form is a real word (put: putted) are left out.
 PAST_TENSE_ITEMS = [
     ("go", "went", ["goes", "going", "goed"]),
     ("eat", "ate", ["eats", "eating", "eated"]),
@@ -1035,7 +1054,7 @@ def with_article(word: str) -> str:
 
 
 def balanced_answer_positions(count: int, rng: random.Random) -> list[int]:
-    """Return `count` answer indices in shuffled order, each index used equally often up to one."""
+    """Return `count` shuffled answer indices whose per-index counts differ by at most one."""
     positions = [index % CHOICE_COUNT for index in range(count)]
     rng.shuffle(positions)
     return positions

@@ -32,13 +32,13 @@ def evaluate_experiment(context: StepContext) -> None:
     evaluation_prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
     generations, rows = evaluation.evaluate_asr_vanilla(
         model, tokenizer, evaluation_prompts, system_prompt, judge,
-        settings["max_new_tokens"], settings["generation_batch_size"], context.seed,
+        settings["max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
     )
     benign = pd.read_parquet(context.input["benign"])
     heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
     benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
         model, tokenizer, heldout, system_prompt, judge,
-        settings["max_new_tokens"], settings["generation_batch_size"], context.seed,
+        settings["benign_max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
     )
     utility = settings["utility"]
     utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])

@@ -1,0 +1,78 @@
+"""Region selection on hand-made tensors, mask storage and removal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from safety_brittleness.models import block_linear_layers
+from safety_brittleness.regions import (
+    actual_sparsity, apply_masks, load_masks, save_masks, set_difference_mask, top_fraction_mask,
+)
+
+
+def test_top_fraction_per_row():
+    scores = torch.tensor([[1.0, 9.0, 3.0, 7.0], [8.0, 2.0, 6.0, 4.0]])
+    mask = top_fraction_mask(scores, 0.5, "row")
+    expected = torch.tensor([[False, True, False, True], [True, False, True, False]])
+    assert torch.equal(mask, expected)
+
+
+def test_top_fraction_per_matrix():
+    scores = torch.tensor([[1.0, 9.0, 3.0, 7.0], [8.0, 2.0, 6.0, 4.0]])
+    mask = top_fraction_mask(scores, 0.25, "matrix")
+    expected = torch.tensor([[False, True, False, False], [True, False, False, False]])
+    assert torch.equal(mask, expected)
+
+
+def test_row_and_matrix_rules_differ():
+    # Row 0 holds all the large scores: per matrix it takes both slots, per row each row gets one.
+    scores = torch.tensor([[10.0, 9.0, 0.0, 0.0], [1.0, 2.0, 0.5, 0.1]])
+    assert torch.equal(top_fraction_mask(scores, 0.25, "matrix"), torch.tensor([[True, True, False, False], [False] * 4]))
+    assert torch.equal(top_fraction_mask(scores, 0.25, "row"), torch.tensor([[True, False, False, False], [False, True, False, False]]))
+
+
+def test_fraction_rounds_down_to_zero():
+    assert not top_fraction_mask(torch.rand(3, 4), 0.2, "row").any()
+
+
+def test_set_difference_excludes_utility_weights():
+    safety = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])
+    utility = torch.tensor([[6.0, 0.0, 0.0, 0.0, 0.0, 5.0]])
+    # top-q (q=0.5) safety: columns 0, 1, 2; top-p (p=1/3) utility: columns 0, 5
+    mask = set_difference_mask(safety, utility, p=1 / 3, q=0.5, selection="row")
+    assert mask.tolist() == [[False, True, True, False, False, False]]
+
+
+def test_unknown_selection_rejected():
+    with pytest.raises(ValueError, match="allowed: row, matrix"):
+        top_fraction_mask(torch.rand(2, 2), 0.5, "column")
+
+
+def test_masks_round_trip(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    masks = {"a": torch.rand(5, 7, generator=generator) > 0.5, "b": torch.rand(3, 1, generator=generator) > 0.5}
+    path = tmp_path / "region.safetensors"
+    save_masks(masks, path, {"rule": "test"})
+    loaded = load_masks(path)
+    assert loaded.keys() == masks.keys()
+    for name in masks:
+        assert torch.equal(loaded[name], masks[name])
+
+
+def test_apply_masks_zeroes_exactly_the_mask(tiny_llama):
+    layers = block_linear_layers(tiny_llama)
+    name, layer = next(iter(layers.items()))
+    mask = torch.zeros_like(layer.weight, dtype=torch.bool)
+    mask[0, :3] = True
+    before = layer.weight.detach().clone()
+    apply_masks(tiny_llama, {name: mask})
+    assert torch.all(layer.weight[mask] == 0)
+    assert torch.equal(layer.weight[~mask], before[~mask])
+    total = sum(module.weight.numel() for module in layers.values())
+    assert actual_sparsity(tiny_llama) == pytest.approx(3 / total)
+
+
+def test_apply_masks_rejects_foreign_names(tiny_llama):
+    with pytest.raises(ValueError, match="not in the model"):
+        apply_masks(tiny_llama, {"model.layers.9.mlp.up_proj": torch.zeros(1, 1, dtype=torch.bool)})

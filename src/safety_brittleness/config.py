@@ -19,7 +19,12 @@ class ParameterError(ValueError):
 def _key_path(path) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = str(part)
     return text or "(top level)"
 
 
@@ -82,10 +87,12 @@ def validate_params(config: dict[str, Any], schema: dict[str, Any]) -> None:
 
 
 def _check_consistency(config: dict[str, Any]) -> list[str]:
-    """Checks that a JSON schema cannot express: relations between keys."""
+    """Check relations between keys, which a JSON schema cannot express."""
     messages = []
     calibration = config.get("calibration", {})
-    if calibration.get("samples", 0) > calibration.get("candidate_prompts", 0):
+    samples = calibration.get("samples")
+    candidates = calibration.get("candidate_prompts")
+    if isinstance(samples, int) and isinstance(candidates, int) and samples > candidates:
         messages.append(
             f"invalid parameter calibration.samples = {calibration.get('samples')}; "
             f"allowed: at most calibration.candidate_prompts ({calibration.get('candidate_prompts')})"
@@ -94,7 +101,7 @@ def _check_consistency(config: dict[str, Any]) -> list[str]:
 
 
 def model_source(config: dict[str, Any]) -> dict[str, Any]:
-    """The model source of `config`: its kind plus the settings of that kind."""
+    """Return the model source of `config`: its kind plus the settings of that kind."""
     kind = config["model"]["kind"]
     return {"kind": kind, **config["model"][kind]}
 

@@ -1,0 +1,89 @@
+"""Command-line interface: inspect the provenance of an artifact, validate a parameter file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def read_artifact_provenance(path: Path) -> dict | None:
+    """Return the provenance record stored with a Parquet file, a safetensors file or a model folder."""
+    from safety_brittleness.models import PROVENANCE_FILE
+    from safety_brittleness.provenance import read_provenance
+
+    if path.is_dir():
+        record_file = path / PROVENANCE_FILE
+        return json.loads(record_file.read_text()) if record_file.is_file() else None
+    if path.suffix == ".parquet":
+        return read_provenance(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("provenance")
+        return json.loads(raw) if raw else None
+    raise ValueError(f"unsupported artifact '{path}'; expected a .parquet or .safetensors file or a model folder")
+
+
+def command_provenance(arguments: argparse.Namespace) -> int:
+    path = Path(arguments.artifact)
+    if not path.exists():
+        print(f"error: '{path}' not found", file=sys.stderr)
+        return 2
+    record = read_artifact_provenance(path)
+    if record is None:
+        print(f"error: '{path}' carries no provenance record; rerun the rule that writes it", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def command_validate(arguments: argparse.Namespace) -> int:
+    from safety_brittleness.config import ParameterError, check_sources, load_schema, validate_params
+
+    config = yaml.safe_load(Path(arguments.params).read_text())
+    for override in arguments.configfile:
+        _merge(config, yaml.safe_load(Path(override).read_text()) or {})
+    try:
+        validate_params(config, load_schema(arguments.schema))
+        check_sources(config)
+    except ParameterError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("parameters are valid")
+    return 0
+
+
+def _merge(base: dict, override: dict) -> None:
+    """Merge `override` into `base` recursively, as Snakemake merges --configfile files."""
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="safety-brittleness", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    provenance = commands.add_parser("provenance", help="print the provenance record stored with an artifact")
+    provenance.add_argument("artifact", help="a .parquet or .safetensors file, or a model folder under results/")
+    provenance.set_defaults(function=command_provenance)
+
+    validate = commands.add_parser("validate", help="check a parameter file against the schema and the installed inputs")
+    validate.add_argument("params", nargs="?", default="params.yaml", help="parameter file (default: params.yaml)")
+    validate.add_argument("--configfile", action="append", default=[], help="override file merged on top, as in Snakemake")
+    validate.add_argument("--schema", default="workflow/schemas/params.schema.yaml", help="JSON schema of the parameters")
+    validate.set_defaults(function=command_validate)
+
+    arguments = parser.parse_args(argv)
+    return arguments.function(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

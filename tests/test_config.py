@@ -1,0 +1,81 @@
+"""Parameter validation: every bad value is named with its key and the allowed values."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from safety_brittleness.codedeps import module_files
+from safety_brittleness.config import ParameterError, check_sources, load_schema, validate_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(ROOT / "workflow/schemas/params.schema.yaml")
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_value(path: list, value):
+    config = copy.deepcopy(PARAMS)
+    target = config
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return config
+
+
+def test_default_params_are_valid():
+    validate_params(PARAMS, SCHEMA)
+    check_sources(PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["regions", "set_difference", "points"], [[0.1, 1.5]], "regions.set_difference.points[0][1] = 1.5; allowed: number > 0 and <= 1"),
+        (["regions", "set_difference", "points"], [[0, 0.1]], "regions.set_difference.points[0][0] = 0; allowed: number > 0"),
+        (["regions", "set_difference", "points"], [], "regions.set_difference.points = []"),
+        (["regions", "set_difference", "selection"], "column", 'regions.set_difference.selection = "column"; allowed values: "row", "matrix"'),
+        (["regions", "set_difference", "score_method"], "gradnorm", 'allowed values: "snip"'),
+        (["runtime", "dtype"], "int8", 'runtime.dtype = "int8"; allowed values: "float32", "bfloat16", "float16"'),
+        (["runtime", "device"], "tpu", 'runtime.device = "tpu"; auto, cpu, cuda or cuda:N'),
+        (["runtime", "seed"], -1, "runtime.seed = -1; allowed: integer >= 0"),
+        (["alignment", "learning_rate"], 0.5, "alignment.learning_rate = 0.5; allowed: number > 0 and <= 0.01"),
+        (["alignment", "epochs"], 0, "alignment.epochs = 0; allowed: integer >= 1"),
+        (["calibration", "samples"], "many", 'calibration.samples = "many"'),
+        (["evaluation", "judge"], "oracle", 'evaluation.judge = "oracle"; allowed values: "keyword"'),
+        (["evaluation", "utility", "limit"], 0, "evaluation.utility.limit = 0"),
+        (["model", "kind"], "onnx", 'model.kind = "onnx"; allowed values: "gguf_package", "local", "random_init"'),
+        (["data", "harmful", "split_sizes", "evaluation"], 0, "data.harmful.split_sizes.evaluation = 0"),
+    ],
+)
+def test_invalid_value_is_named(path, value, expected):
+    with pytest.raises(ParameterError) as raised:
+        validate_params(with_value(path, value), SCHEMA)
+    assert expected in str(raised.value)
+
+
+def test_unknown_key_is_named():
+    config = with_value(["regions", "set_difference", "sparsity"], 0.1)
+    with pytest.raises(ParameterError, match="unknown parameter under regions.set_difference"):
+        validate_params(config, SCHEMA)
+
+
+def test_calibration_samples_above_candidates():
+    config = with_value(["calibration", "samples"], 500)
+    with pytest.raises(ParameterError, match="at most calibration.candidate_prompts"):
+        validate_params(config, SCHEMA)
+
+
+def test_missing_model_package_is_named():
+    config = with_value(["model", "gguf_package"], {"package": "no-such-package", "file": "model.gguf"})
+    with pytest.raises(ParameterError, match="package 'no-such-package' is not installed"):
+        check_sources(config)
+
+
+def test_scoring_code_closure():
+    files = {Path(f).relative_to(ROOT / "src/safety_brittleness").as_posix() for f in module_files("safety_brittleness.steps.scoring", ROOT / "src/safety_brittleness")}
+    assert {"scoring.py", "steps/scoring.py", "models.py", "__init__.py"} <= files
+    assert "data.py" not in files
+    assert "evaluation.py" not in files

@@ -49,3 +49,5 @@ rule all:
         "results/metrics.parquet",
         "results/figures/fig2_neurons.png",
         "results/figures/fig2_neurons.pdf",
+        "results/tables/set_difference_grid.csv",
+        "results/tables/set_difference_grid.md",

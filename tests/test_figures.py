@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from safety_brittleness.figures import asr_utility_table, plot_asr_vs_utility
+from safety_brittleness.figures import asr_utility_table, plot_asr_vs_utility, write_grid_table
 
 
 def synthetic_metrics() -> pd.DataFrame:
@@ -37,3 +37,12 @@ def test_plot_writes_png_and_pdf(tmp_path):
     plot_asr_vs_utility(synthetic_metrics(), png, pdf)
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_grid_table_has_one_row_per_experiment(tmp_path):
+    table = write_grid_table(synthetic_metrics(), tmp_path / "grid.csv", tmp_path / "grid.md")
+    assert list(table["experiment_id"]) == ["base", "aligned", "sd1"]
+    markdown = (tmp_path / "grid.md").read_text()
+    assert "| experiment_id" in markdown
+    assert "sd1" in markdown
+    assert (tmp_path / "grid.csv").read_text().count("\n") == 4

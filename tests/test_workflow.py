@@ -79,6 +79,8 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (sparsity.drop(["base", "aligned"]) > 0).all()
     assert (directory / "results/figures/fig2_neurons.png").stat().st_size > 0
     assert (directory / "results/figures/fig2_neurons.pdf").stat().st_size > 0
+    grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
+    assert len(grid) == 4
 
     provenance = read_provenance(directory / "results/metrics.parquet")
     assert provenance["rule"] == "collect_metrics"

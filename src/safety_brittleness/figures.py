@@ -25,7 +25,29 @@ def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
         on="experiment_id",
     )
     table = table.merge(sparsity.rename(columns={"value": "actual_sparsity"}), on="experiment_id")
-    return table.sort_values(["region", "p", "q"], na_position="first").reset_index(drop=True)
+    # Base model first, then the aligned model, then edited models by p and q.
+    table["order"] = table["region"].ne("none") * 2 + table["model"].eq("aligned") * table["region"].eq("none")
+    table = table.sort_values(["order", "p", "q", "experiment_id"], kind="stable", na_position="first")
+    return table.drop(columns="order").reset_index(drop=True)
+
+
+def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
+    """Write one row per experiment (ASR_Vanilla, refusal and degenerate rates, utility, sparsity) as CSV and Markdown."""
+    table = asr_utility_table(metrics)
+    for metric in ("refusal_rate_vanilla", "degenerate_rate_vanilla", "benign_refusal_rate"):
+        values = metrics[metrics["metric"] == metric].set_index("experiment_id")["value"]
+        table[metric] = table["experiment_id"].map(values)
+    columns = [
+        "experiment_id", "p", "q", "actual_sparsity", "asr_vanilla", "asr_low", "asr_high",
+        "refusal_rate_vanilla", "degenerate_rate_vanilla", "benign_refusal_rate",
+        "utility_accuracy", "utility_low", "utility_high",
+    ]
+    table = table[columns]
+    with atomic_path(csv_path, suffix=".csv") as temporary:
+        table.to_csv(temporary, index=False)
+    with atomic_path(markdown_path, suffix=".md") as temporary:
+        temporary.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    return table
 
 
 def _caption(metrics: pd.DataFrame) -> str:

@@ -79,7 +79,7 @@ def generate_with_status(
 ) -> tuple[list[str], list[bool]]:
     """Generate continuations and report, per prompt, whether it ended with the end-of-turn token.
 
-    With `stop_when`, a sequence also stops as soon as its text satisfies that condition; such a
+    With `stop_when`, a sequence also stops as soon as its text satisfies that condition. Such a
     sequence is reported as not ended, and its text is the prefix generated until then.
 
     Prompts are batched by length to limit padding. Sampling uses a generator seeded once per call,

@@ -9,3 +9,16 @@ rule plot_fig2_neurons:
         "logs/plot_fig2_neurons.log",
     script:
         "../scripts/run_step.py"
+
+
+rule write_grid_table:
+    output:
+        csv="results/tables/set_difference_grid.csv",
+        markdown="results/tables/set_difference_grid.md",
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/write_grid_table.log",
+    script:
+        "../scripts/run_step.py"

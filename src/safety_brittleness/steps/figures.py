@@ -12,3 +12,9 @@ from safety_brittleness.steps import StepContext, step
 def plot_fig2_neurons(context: StepContext) -> None:
     metrics = pd.read_parquet(context.input["metrics"])
     figures.plot_asr_vs_utility(metrics, context.output["png"], context.output["pdf"])
+
+
+@step
+def write_grid_table(context: StepContext) -> None:
+    metrics = pd.read_parquet(context.input["metrics"])
+    figures.write_grid_table(metrics, context.output["csv"], context.output["markdown"])

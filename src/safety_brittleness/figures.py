@@ -12,8 +12,8 @@ from safety_brittleness.provenance import atomic_path
 
 
 def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment: ASR_Vanilla and mean utility accuracy, with intervals and parameters."""
-    asr = metrics[metrics["metric"] == "asr_vanilla"]
+    """Return one row per experiment: ASR_Vanilla (paper rule) and mean utility accuracy, with intervals."""
+    asr = metrics[(metrics["metric"] == "asr_vanilla") & (metrics["aggregation"] == "paper")]
     utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
     sparsity = metrics[metrics["metric"] == "actual_sparsity"][["experiment_id", "value"]]
     keep = ["experiment_id", "model", "region", "p", "q", "value", "ci_low", "ci_high"]
@@ -34,14 +34,20 @@ def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
 def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
     """Write one row per experiment (ASR_Vanilla, refusal and degenerate rates, utility, sparsity) as CSV and Markdown."""
     table = asr_utility_table(metrics)
-    for metric in ("refusal_rate_vanilla", "degenerate_rate_vanilla", "benign_refusal_rate"):
-        values = metrics[metrics["metric"] == metric].set_index("experiment_id")["value"]
-        table[metric] = table["experiment_id"].map(values)
-    columns = [
-        "experiment_id", "p", "q", "actual_sparsity", "asr_vanilla", "asr_low", "asr_high",
-        "refusal_rate_vanilla", "degenerate_rate_vanilla", "benign_refusal_rate",
-        "utility_accuracy", "utility_low", "utility_high",
+    columns = ["experiment_id", "p", "q", "actual_sparsity", "asr_vanilla", "asr_low", "asr_high"]
+    extra = [
+        ("asr_adv_suffix", "paper"), ("asr_adv_decoding", "paper"),
+        ("asr_adv_suffix", "reference_code"), ("asr_adv_decoding", "reference_code"),
+        ("refusal_rate_vanilla", "paper"), ("degenerate_rate_vanilla", "paper"), ("benign_refusal_rate", "paper"),
     ]
+    for metric, aggregation in extra:
+        selected = metrics[(metrics["metric"] == metric) & (metrics["aggregation"] == aggregation)]
+        if selected.empty:
+            continue
+        name = metric if aggregation == "paper" else f"{metric}_reference_code"
+        table[name] = table["experiment_id"].map(selected.set_index("experiment_id")["value"])
+        columns.append(name)
+    columns += ["utility_accuracy", "utility_low", "utility_high"]
     table = table[columns]
     with atomic_path(csv_path, suffix=".csv") as temporary:
         table.to_csv(temporary, index=False)

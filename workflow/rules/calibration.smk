@@ -20,6 +20,7 @@ rule build_safety_calibration:
 rule build_utility_calibration:
     output:
         utility="results/calibration/utility.parquet",
+        heldout="results/calibration/utility-heldout.parquet",
     input:
         code=code("calibration"),
         model=model_path("aligned"),

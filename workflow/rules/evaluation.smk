@@ -5,6 +5,7 @@ def experiment_inputs(wildcards):
         "model": model_path(spec["model"]),
         "harmful": "results/data/harmful_prompts.parquet",
         "benign": "results/data/benign_prompts.parquet",
+        "reference_responses": "results/calibration/utility-heldout.parquet",
         "phrases": f"{PACKAGE}/resources/refusal_phrases.yaml",
         "utility_tasks": f"{PACKAGE}/resources/utility_tasks",
     }

@@ -69,10 +69,16 @@ def build_safety_calibration(context: StepContext) -> None:
 
 @step
 def build_utility_calibration(context: StepContext) -> None:
-    """Utility: benign calibration instructions with the aligned model's own answers."""
+    """Utility: benign calibration instructions with the aligned model's own answers.
+
+    The same is written for the held-out benign instructions: the reference responses whose
+    perplexity the evaluation reports.
+    """
     settings = context.params["settings"]
     benign = pd.read_parquet(context.input["benign"])
-    frame = benign[benign["split"] == "calibration"].head(settings["samples"]).reset_index(drop=True)
-    frame = _respond(context, frame, "utility responses")
-    frame["split"] = "utility"
-    write_parquet(frame, context.output["utility"], context.provenance(seed=context.seed))
+    outputs = (("calibration", "utility", settings["samples"]), ("heldout", "heldout", None))
+    for split, output, count in outputs:
+        frame = benign[benign["split"] == split].head(count).reset_index(drop=True)
+        frame = _respond(context, frame, f"{split} responses")
+        frame["split"] = "utility" if split == "calibration" else "utility-heldout"
+        write_parquet(frame, context.output[output], context.provenance(seed=context.seed))

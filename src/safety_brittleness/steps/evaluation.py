@@ -6,7 +6,9 @@ import logging
 
 import pandas as pd
 
-from safety_brittleness import evaluation, models, regions
+from safety_brittleness import data, evaluation, models, regions
+from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.generation import chat_prompt
 from safety_brittleness.judges import build_judge
 from safety_brittleness.provenance import write_parquet
 from safety_brittleness.steps import StepContext, step
@@ -25,14 +27,23 @@ def evaluate_experiment(context: StepContext) -> None:
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     if "region" in context.input:
         regions.apply_masks(model, regions.load_masks(context.input["region"]))
-    judge = build_judge(settings["judge"])
+    judge = build_judge(settings["judge"], settings, device, dtype)
     system_prompt = context.params["safety_system_prompt"]
 
     harmful = pd.read_parquet(context.input["harmful"])
     evaluation_prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
-    generations, rows = evaluation.evaluate_asr_vanilla(
-        model, tokenizer, evaluation_prompts, system_prompt, judge,
-        settings["max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
+    suffix_settings = settings["adv_suffix"]
+    suffixes = []
+    if "adv_suffix" in settings["variants"]:
+        suffixes = data.load_adversarial_suffixes(suffix_settings, suffix_settings["count"])
+    attack = evaluation.AttackSettings(
+        variants=tuple(settings["variants"]), system_prompt=system_prompt,
+        max_new_tokens=settings["max_new_tokens"], batch_size=settings["generation_batch_size"],
+        suffixes=tuple(suffixes), samples=settings["adv_decoding"]["samples"],
+        temperature=settings["adv_decoding"]["temperature"], early_stop=settings["early_stop"], seed=context.seed,
+    )
+    generations, rows = evaluation.evaluate_attacks(
+        model, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
     )
     benign = pd.read_parquet(context.input["benign"])
     heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
@@ -42,9 +53,17 @@ def evaluate_experiment(context: StepContext) -> None:
     )
     utility = settings["utility"]
     utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])
+    references = pd.read_parquet(context.input["reference_responses"])
+    examples = [
+        TrainingExample(chat_prompt(tokenizer, row.prompt, None), row.response, bool(row.ends_turn))
+        for row in references.itertuples()
+    ]
+    perplexity = evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"])
     sparsity = regions.actual_sparsity(model)
 
-    metrics = pd.DataFrame(rows + benign_rows + utility_rows + [{"metric": "actual_sparsity", "value": sparsity}])
+    metrics = pd.DataFrame(
+        rows + benign_rows + utility_rows + [perplexity, {"metric": "actual_sparsity", "value": sparsity}]
+    )
     metrics["experiment_id"] = experiment_id
     metrics = metrics.reindex(columns=METRIC_COLUMNS)
     for column, value in spec.items():
@@ -58,8 +77,10 @@ def evaluate_experiment(context: StepContext) -> None:
     write_parquet(all_generations, context.output["generations"], record)
 
     values = metrics.set_index(["metric", metrics["task"].fillna("")])["value"]
-    log.info("%s: ASR_Vanilla %.3f, utility %.3f, actual sparsity %.5f", experiment_id,
-             values[("asr_vanilla", "")], values[("utility_accuracy", "mean")], sparsity)
+    paper = metrics[metrics["aggregation"].isin(["paper"]) & metrics["metric"].str.startswith("asr_")]
+    summary = ", ".join(f"{row.metric} {row.value:.3f}" for row in paper.itertuples())
+    log.info("%s: %s, utility %.3f, actual sparsity %.5f", experiment_id, summary,
+             values[("utility_accuracy", "mean")], sparsity)
 
 
 @step

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import pytest
+
 from safety_brittleness.generation import chat_prompt, generate
 from safety_brittleness.judges import KeywordJudge
 
 PROMPTS = [f"Question number {i}: describe item {i * 7} in a few words." for i in range(24)]
 
 
-def test_early_stop_keeps_verdicts(tiny_chat_model, smollm2_tokenizer):
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_early_stop_keeps_verdicts(tiny_chat_model, smollm2_tokenizer, do_sample):
     tokenizer = smollm2_tokenizer
     sent = [chat_prompt(tokenizer, text, "Be brief.") for text in PROMPTS]
-    full = generate(tiny_chat_model, tokenizer, sent, max_new_tokens=24, batch_size=8)
+    options = {"max_new_tokens": 24, "batch_size": 8, "do_sample": do_sample, "seed": 5}
+    full = generate(tiny_chat_model, tokenizer, sent, **options)
 
     # Phrases taken from the middle of some full responses, so early stopping really triggers there.
     phrases = sorted({response.split()[3] for response in full[::3] if len(response.split()) > 5})
     assert phrases, "the tiny model produced no response long enough to take a phrase from"
     judge = KeywordJudge(phrases=tuple(phrases), min_words=5, version=0)
 
-    stopped = generate(tiny_chat_model, tokenizer, sent, max_new_tokens=24, batch_size=8, stop_when=judge.is_refusal)
+    stopped = generate(tiny_chat_model, tokenizer, sent, stop_when=judge.is_refusal, **options)
 
     full_verdicts = [judge.judge(text) for text in full]
     stopped_verdicts = [judge.judge(text) for text in stopped]

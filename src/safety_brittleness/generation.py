@@ -82,8 +82,8 @@ def generate_with_status(
     With `stop_when`, a sequence also stops as soon as its text satisfies that condition. Such a
     sequence is reported as not ended, and its text is the prefix generated until then.
 
-    Prompts are batched by length to limit padding. Sampling uses a generator seeded once per call,
-    so results depend on `seed`, the batch size and the prompt order.
+    Prompts are batched by length to limit padding. Sampling reseeds the global generator for each
+    batch, so samples depend on `seed`, the batch size and the prompts, and not on early stopping.
     """
     if not prompts:
         return [], []
@@ -92,11 +92,11 @@ def generate_with_status(
     responses: list[str] = [""] * len(prompts)
     finished: list[bool] = [False] * len(prompts)
     device = next(model.parameters()).device
-    if do_sample:
-        torch.manual_seed(seed)
-
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc=description, unit="batch", mininterval=2.0):
+    for number, batch in enumerate(tqdm(batches, desc=description, unit="batch", mininterval=2.0)):
+        if do_sample:
+            # One seed per batch: a batch that stops early cannot shift the random stream of the next.
+            torch.manual_seed(seed * 1_000_003 + number)
         encoded = tokenizer(
             [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(device)

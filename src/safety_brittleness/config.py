@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,22 @@ def describe_error(error: jsonschema.ValidationError) -> str:
         prefix = f"{key}." if error.absolute_path else ""
         return f"missing parameter {prefix}{missing}"
     if error.validator == "additionalProperties":
-        return f"unknown parameter under {key}: {error.message}"
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        return f"unknown parameter under {key}: {', '.join(hints)}; allowed keys: {', '.join(allowed)}"
+    if error.validator in ("minItems", "maxItems", "uniqueItems", "minLength"):
+        value = json.dumps(error.instance, default=str)
+        rule = {
+            "minItems": f"needs at least {error.validator_value} items",
+            "maxItems": f"allows at most {error.validator_value} items",
+            "uniqueItems": "has a repeated item; each item must be unique",
+            "minLength": f"needs at least {error.validator_value} characters",
+        }[error.validator]
+        return f"invalid parameter {key} = {value}; it {rule}"
     value = json.dumps(error.instance, default=str)
     if len(value) > 80:
         value = value[:77] + "..."
@@ -100,6 +116,18 @@ def _check_consistency(config: dict[str, Any]) -> list[str]:
     return messages
 
 
+def _check_lm_eval_tasks(tasks: list[str]) -> list[str]:
+    """Return a message for each task name that lm-eval does not know."""
+    from lm_eval.tasks import TaskManager
+
+    known = set(TaskManager().all_tasks)
+    return [
+        f"evaluation.utility.tasks: '{task}' is not an lm-eval task; use 'embedded' or names such as boolq, arc_challenge"
+        for task in tasks
+        if task not in known
+    ]
+
+
 def model_source(config: dict[str, Any]) -> dict[str, Any]:
     """Return the model source of `config`: its kind plus the settings of that kind."""
     kind = config["model"]["kind"]
@@ -119,6 +147,12 @@ def check_sources(config: dict[str, Any]) -> None:
         except ModelSourceError as error:
             messages.append(f"data.harmful.files[{index}]: {error}")
     evaluation = config.get("evaluation", {})
+    suffix_file = evaluation.get("adv_suffix", {}).get("file")
+    if suffix_file and not Path(suffix_file).is_file():
+        messages.append(f"evaluation.adv_suffix.file = {suffix_file!r} not found; give a file of suffixes, one per line")
+    tasks = evaluation.get("utility", {}).get("tasks", "embedded")
+    if isinstance(tasks, list):
+        messages.extend(_check_lm_eval_tasks(tasks))
     if evaluation.get("judge") == "classifier":
         path = evaluation.get("classifier_path")
         if not path or not (Path(path) / "config.json").is_file():

@@ -52,7 +52,7 @@ def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path:
     with atomic_path(csv_path, suffix=".csv") as temporary:
         table.to_csv(temporary, index=False)
     with atomic_path(markdown_path, suffix=".md") as temporary:
-        temporary.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+        temporary.write_text(table.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
     return table
 
 
@@ -84,6 +84,8 @@ def plot_asr_vs_utility(metrics: pd.DataFrame, png_path: str | Path, pdf_path: s
     """Plot ASR_Vanilla against mean utility accuracy: set-difference grid points, base and aligned models."""
     table = asr_utility_table(metrics)
     caption = _caption(metrics)
+    judges = metrics.loc[metrics["metric"] == "asr_vanilla", "judge"].dropna().unique()
+    judge = ", ".join(sorted(judges)) or "unknown"
     table["label"] = table.apply(_label, axis=1)
     table["kind"] = table["region"].where(table["region"] != "none", table["model"] + " model")
     table["kind"] = table["kind"].replace({"set_difference": "set difference region"})
@@ -97,7 +99,7 @@ def plot_asr_vs_utility(metrics: pd.DataFrame, png_path: str | Path, pdf_path: s
         + scale_shape_manual(values={"base model": "s", "aligned model": "D", "set difference region": "o"})
         + labs(
             x="mean utility accuracy (lm-eval, zero-shot)",
-            y="ASR_Vanilla (keyword judge)",
+            y=f"ASR_Vanilla ({judge} judge)",
             color="experiment",
             shape="experiment",
             title="Removing the set-difference region: attack success vs utility",

@@ -1,0 +1,48 @@
+"""Command-line interface: provenance and validate, including their error messages."""
+
+from __future__ import annotations
+
+from safety_brittleness.cli import main
+from safety_brittleness.provenance import build_provenance, write_parquet
+
+
+def test_provenance_prints_record(tmp_path, capsys):
+    import pandas as pd
+
+    path = tmp_path / "table.parquet"
+    write_parquet(pd.DataFrame({"a": [1]}), path, build_provenance("demo_rule", {"k": 1}, seed=3))
+    assert main(["provenance", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert '"rule": "demo_rule"' in output
+    assert '"seed": 3' in output
+
+
+def test_provenance_missing_file(tmp_path, capsys):
+    assert main(["provenance", str(tmp_path / "none.parquet")]) == 2
+    assert "not found; check the path" in capsys.readouterr().err
+
+
+def test_provenance_unsupported_file(tmp_path, capsys):
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"\x89PNG")
+    assert main(["provenance", str(path)]) == 2
+    assert "unsupported artifact" in capsys.readouterr().err
+
+
+def test_provenance_corrupt_parquet(tmp_path, capsys):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"")
+    assert main(["provenance", str(path)]) == 1
+    assert "is corrupt or incomplete" in capsys.readouterr().err
+
+
+def test_validate_missing_override(tmp_path, capsys):
+    assert main(["validate", "--configfile", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_validate_broken_yaml(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("regions:\n  set_difference:\n    points: [[0.1, 0.2]\n")
+    assert main(["validate", "--configfile", str(path)]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err

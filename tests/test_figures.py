@@ -18,7 +18,7 @@ def synthetic_metrics() -> pd.DataFrame:
                   "mode": "one-shot" if p else None}
         for aggregation in ("paper", "reference_code"):
             rows.append({**common, "metric": "asr_vanilla", "task": None, "value": asr, "ci_low": asr - 0.05,
-                         "ci_high": asr + 0.05, "aggregation": aggregation})
+                         "ci_high": asr + 0.05, "aggregation": aggregation, "judge": "keyword"})
             rows.append({**common, "metric": "asr_adv_suffix", "task": None, "value": asr / 2, "ci_low": 0.0,
                          "ci_high": 1.0, "aggregation": aggregation})
         rows.append({**common, "metric": "utility_accuracy", "task": "mean", "value": accuracy, "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})

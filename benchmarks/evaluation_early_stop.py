@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--model", default="results/models/aligned", help="model folder")
     parser.add_argument("--region", default=None, help="mask file to remove from the model")
     parser.add_argument("--params", default="params.yaml", help="parameter file with the evaluation settings")
+    parser.add_argument("--prompts", type=int, default=None, help="use only the first N evaluation prompts (default: all)")
     arguments = parser.parse_args()
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -35,7 +36,7 @@ def main() -> None:
     if arguments.region:
         regions.apply_masks(model, regions.load_masks(arguments.region))
     harmful = pd.read_parquet("results/data/harmful_prompts.parquet")
-    prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
+    prompts = harmful[harmful["split"] == "evaluation"].head(arguments.prompts).reset_index(drop=True)
     suffixes = data.load_adversarial_suffixes(settings["adv_suffix"], settings["adv_suffix"]["count"])
     judge = KeywordJudge.from_file()
 
@@ -55,6 +56,7 @@ def main() -> None:
     columns = ["harmful", "refusal", "degenerate"]
     identical = stopped[columns].equals(full[columns])
     label = arguments.region or arguments.model
+    print(f"{len(prompts)} prompts, variants {', '.join(settings['variants'])}, max_new_tokens {settings['max_new_tokens']}")
     print(f"| experiment | early stop | seconds | responses | identical verdicts |")
     print(f"|---|---|---|---|---|")
     for early_stop in (True, False):

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 import yaml
 
-from safety_brittleness import data, evaluation, models, regions
+from safety_brittleness import evaluation, models, regions
 from safety_brittleness.judges import KeywordJudge
 
 
@@ -37,17 +37,11 @@ def main() -> None:
         regions.apply_masks(model, regions.load_masks(arguments.region))
     harmful = pd.read_parquet("results/data/harmful_prompts.parquet")
     prompts = harmful[harmful["split"] == "evaluation"].head(arguments.prompts).reset_index(drop=True)
-    suffixes = data.load_adversarial_suffixes(settings["adv_suffix"], settings["adv_suffix"]["count"])
     judge = KeywordJudge.from_file()
 
     results = {}
     for early_stop in (True, False):
-        attack = evaluation.AttackSettings(
-            variants=tuple(settings["variants"]), system_prompt=config["safety_system_prompt"],
-            max_new_tokens=settings["max_new_tokens"], batch_size=settings["generation_batch_size"],
-            suffixes=tuple(suffixes), samples=settings["adv_decoding"]["samples"],
-            temperature=settings["adv_decoding"]["temperature"], early_stop=early_stop, seed=config["runtime"]["seed"],
-        )
+        attack = evaluation.attack_settings(settings, config["safety_system_prompt"], config["runtime"]["seed"], early_stop)
         start = time.perf_counter()
         generations, rows = evaluation.evaluate_attacks(model, tokenizer, prompts, judge, attack, ("paper",))
         results[early_stop] = (time.perf_counter() - start, generations, rows)

@@ -59,6 +59,22 @@ class AttackSettings:
     seed: int = 0
 
 
+def attack_settings(settings: dict[str, Any], system_prompt: str, seed: int, early_stop: bool | None = None) -> AttackSettings:
+    """Build AttackSettings from the `evaluation` parameters, reading the adversarial suffixes they name."""
+    from safety_brittleness.data import load_adversarial_suffixes
+
+    suffixes: list[str] = []
+    if "adv_suffix" in settings["variants"]:
+        suffixes = load_adversarial_suffixes(settings["adv_suffix"], settings["adv_suffix"]["count"])
+    return AttackSettings(
+        variants=tuple(settings["variants"]), system_prompt=system_prompt,
+        max_new_tokens=settings["max_new_tokens"], batch_size=settings["generation_batch_size"],
+        suffixes=tuple(suffixes), samples=settings["adv_decoding"]["samples"],
+        temperature=settings["adv_decoding"]["temperature"],
+        early_stop=settings["early_stop"] if early_stop is None else early_stop, seed=seed,
+    )
+
+
 def build_attack_requests(tokenizer, prompts: pd.DataFrame, variant: str, settings: AttackSettings) -> pd.DataFrame:
     """Format every request of one attack variant: one row per (prompt, suffix or sample).
 

@@ -112,8 +112,8 @@ class ClassifierJudge:
         return GUARD_TEMPLATE.format(categories=GUARD_CATEGORIES, prompt=prompt, response=response)
 
     # NOTE: not yet run against a released Llama Guard checkpoint. The context is tokenized without
-    # special tokens (chat templates add their own BOS), and the words are scored with a leading
-    # space; check both against the guard model's own tokenization before trusting its verdicts.
+    # special tokens, because chat templates add their own BOS. The words are scored with a leading
+    # space. Check both against the guard model's own tokenization before trusting its verdicts.
     @torch.no_grad()
     def continuation_log_likelihood(self, context: str, continuation: str) -> float:
         context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]

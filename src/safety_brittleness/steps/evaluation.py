@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from safety_brittleness import data, evaluation, models, regions
+from safety_brittleness import evaluation, models, regions
 from safety_brittleness.alignment import TrainingExample
 from safety_brittleness.generation import chat_prompt
 from safety_brittleness.judges import build_judge
@@ -32,16 +32,7 @@ def evaluate_experiment(context: StepContext) -> None:
 
     harmful = pd.read_parquet(context.input["harmful"])
     evaluation_prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
-    suffix_settings = settings["adv_suffix"]
-    suffixes = []
-    if "adv_suffix" in settings["variants"]:
-        suffixes = data.load_adversarial_suffixes(suffix_settings, suffix_settings["count"])
-    attack = evaluation.AttackSettings(
-        variants=tuple(settings["variants"]), system_prompt=system_prompt,
-        max_new_tokens=settings["max_new_tokens"], batch_size=settings["generation_batch_size"],
-        suffixes=tuple(suffixes), samples=settings["adv_decoding"]["samples"],
-        temperature=settings["adv_decoding"]["temperature"], early_stop=settings["early_stop"], seed=context.seed,
-    )
+    attack = evaluation.attack_settings(settings, system_prompt, context.seed)
     generations, rows = evaluation.evaluate_attacks(
         model, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
     )

@@ -76,3 +76,13 @@ def test_apply_masks_zeroes_exactly_the_mask(tiny_llama):
 def test_apply_masks_rejects_foreign_names(tiny_llama):
     with pytest.raises(ValueError, match="not in the model"):
         apply_masks(tiny_llama, {"model.layers.9.mlp.up_proj": torch.zeros(1, 1, dtype=torch.bool)})
+
+
+def test_jaccard_on_known_sets():
+    from safety_brittleness.regions import jaccard_index
+
+    first = torch.tensor([True, True, False, False])
+    second = torch.tensor([True, False, True, False])
+    assert jaccard_index(first, second) == pytest.approx(1 / 3)
+    assert jaccard_index(first, first) == 1.0
+    assert jaccard_index(torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)) == 0.0

@@ -69,3 +69,49 @@ def test_snip_covers_every_block_linear(tiny_llama, character_tokenizer):
     assert len(scores) == 14
     assert all(name.startswith("model.layers.") for name in scores)
     assert all(bool((value >= 0).all()) for value in scores.values())
+
+
+def naive_wanda(model, tokenizer, examples, max_length):
+    """Reference: for each layer separately, stack its inputs at response tokens over all samples."""
+    scores = {}
+    for name, layer in block_linear_layers(model).items():
+        rows = []
+
+        def capture(module, inputs, output):
+            rows.append(inputs[0][0])
+
+        handle = layer.register_forward_hook(capture)
+        positions = []
+        with torch.no_grad():
+            for example in examples:
+                input_ids, labels = tokenize_example(tokenizer, example, max_length)
+                model(input_ids=torch.tensor([input_ids]))
+                positions.append(torch.tensor([label != -100 for label in labels]))
+        handle.remove()
+        stacked = torch.cat([row[mask] for row, mask in zip(rows, positions)])
+        scores[name] = layer.weight.detach().abs() * torch.linalg.vector_norm(stacked, dim=0).unsqueeze(0)
+    return scores
+
+
+def test_wanda_equals_stacked_activations(tiny_llama, character_tokenizer):
+    from safety_brittleness.scoring import wanda_scores
+
+    examples = make_examples()
+    fast = wanda_scores(tiny_llama, character_tokenizer, examples, max_length=64)
+    slow = naive_wanda(tiny_llama, character_tokenizer, examples, max_length=64)
+    assert fast.keys() == slow.keys()
+    for name in fast:
+        torch.testing.assert_close(fast[name], slow[name], rtol=1e-5, atol=1e-7)
+
+
+def test_wanda_ignores_prompt_tokens(tiny_llama, character_tokenizer):
+    from safety_brittleness.scoring import wanda_scores
+
+    example = make_examples()[0]
+    longer_prompt = TrainingExample("some extra prompt text " + example.prompt, example.response, example.ends_turn)
+    first = wanda_scores(tiny_llama, character_tokenizer, [example], max_length=128)
+    second = wanda_scores(tiny_llama, character_tokenizer, [longer_prompt], max_length=128)
+    name = "model.layers.0.self_attn.q_proj"
+    # The q_proj of block 0 sees each token's normalised embedding alone, so with the same response
+    # tokens its input norms match exactly when prompt tokens are left out.
+    torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-7)

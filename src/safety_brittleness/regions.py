@@ -95,3 +95,11 @@ def actual_sparsity(model) -> float:
         zeros += int((layer.weight == 0).sum())
         total += layer.weight.numel()
     return zeros / total
+
+
+def jaccard_index(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Return |A intersect B| / |A union B| of two boolean masks; 0 when both are empty."""
+    union = int((first | second).sum())
+    if union == 0:
+        return 0.0
+    return int((first & second).sum()) / union

@@ -1,4 +1,4 @@
-"""Importance scores of block linear weights: SNIP on a calibration set."""
+"""Importance scores of block linear weights on a calibration set: SNIP and Wanda."""
 
 from __future__ import annotations
 
@@ -44,3 +44,39 @@ def snip_scores(model, tokenizer, examples: list[TrainingExample], max_length: i
     for weight in weights:
         weight.requires_grad_(False)
     return {name: total * weight.detach().abs().float() for name, total, weight in zip(layers, totals, weights)}
+
+
+@torch.no_grad()
+def wanda_scores(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
+    """Return Wanda scores |W| * ||X_j||_2 for every block linear weight.
+
+    ||X_j|| is the L2 norm of input feature j over the response tokens of all calibration samples
+    (positions whose label is not masked), broadcast over the rows of W. One forward pass per
+    sample collects the inputs of all layers through forward hooks.
+    """
+    layers = block_linear_layers(model)
+    device = next(model.parameters()).device
+    squares = {name: torch.zeros(layer.in_features, dtype=torch.float64, device=device) for name, layer in layers.items()}
+    selected: dict[str, torch.Tensor] = {}
+
+    def accumulate(name: str):
+        def hook(module, inputs, output):
+            features = inputs[0][0][selected["positions"]]
+            squares[name] += features.double().pow(2).sum(dim=0)
+        return hook
+
+    handles = [layer.register_forward_hook(accumulate(name)) for name, layer in layers.items()]
+    try:
+        for example in tqdm(examples, desc="Wanda", unit="sample", mininterval=2.0):
+            input_ids, labels = tokenize_example(tokenizer, example, max_length)
+            selected["positions"] = torch.tensor([label != -100 for label in labels], device=device)
+            if not bool(selected["positions"].any()):
+                continue
+            model(input_ids=torch.tensor([input_ids], device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {
+        name: layer.weight.detach().abs().float() * squares[name].sqrt().float().unsqueeze(0)
+        for name, layer in layers.items()
+    }

@@ -37,7 +37,7 @@ def test_default_params_are_valid():
         (["regions", "set_difference", "points"], [[0, 0.1]], "regions.set_difference.points[0][0] = 0; allowed: number > 0"),
         (["regions", "set_difference", "points"], [], "regions.set_difference.points = []"),
         (["regions", "set_difference", "selection"], "column", 'regions.set_difference.selection = "column"; allowed values: "row", "matrix"'),
-        (["regions", "set_difference", "score_method"], "gradnorm", 'allowed values: "snip"'),
+        (["regions", "set_difference", "score_method"], "gradnorm", 'allowed values: "snip", "wanda"'),
         (["regions", "set_difference", "points"], [[0.3, 0.1], [0.1]], "points[1] = [0.1]; it needs at least 2 items"),
         (["regions", "set_difference", "points"], [[0.1, 0.1, 0.2]], "points[0] = [0.1, 0.1, 0.2]; it allows at most 2 items"),
         (["regions", "set_difference", "points"], [[0.1, 0.1], [0.1, 0.1]], "has a repeated item"),

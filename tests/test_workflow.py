@@ -41,12 +41,22 @@ def test_dry_run_default_params(tmp_path):
 
 BAD_PARAMETERS = [
     ("regions:\n  set_difference:\n    points: [[0.1, 1.5]]\n", "regions.set_difference.points[0][1] = 1.5; allowed: number > 0 and <= 1"),
-    ("regions:\n  set_difference:\n    score_method: gradnorm\n", 'regions.set_difference.score_method = "gradnorm"; allowed values: "snip"'),
+    ("regions:\n  set_difference:\n    score_method: gradnorm\n", 'regions.set_difference.score_method = "gradnorm"; allowed values: "snip", "wanda"'),
     ("model:\n  kind: local\n  local:\n    path: /nonexistent/model\n", "model path '/nonexistent/model' is not a Hugging Face model folder"),
     ("model:\n  kind: gguf_package\n  gguf_package:\n    package: no-such-model-package\n", "package 'no-such-model-package' is not installed"),
     ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
     ("evaluation:\n  judge: classifier\n", "evaluation.classifier_path = None is not a model folder"),
 ]
+
+
+def test_dry_run_wanda_set_difference(tmp_path):
+    directory = copy_workflow(tmp_path)
+    (directory / "wanda.yaml").write_text("regions:\n  set_difference:\n    score_method: wanda\n")
+    result = run_snakemake(directory, "--dry-run", "--configfile", "wanda.yaml")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "score_wanda" in result.stdout
+    assert "results/scores/wanda/safety-full.safetensors" in result.stdout
+    assert "score_snip" not in result.stdout
 
 
 @pytest.mark.parametrize(("override", "expected"), BAD_PARAMETERS)

@@ -15,3 +15,22 @@ rule score_snip:
         "logs/score_snip/{dataset}.log",
     script:
         "../scripts/run_step.py"
+
+
+rule score_wanda:
+    output:
+        scores=score_path("wanda", "{dataset}"),
+    input:
+        code=code("scoring"),
+        model=model_path("aligned"),
+        calibration="results/calibration/{dataset}.parquet",
+    params:
+        settings=config["scoring"],
+        runtime=runtime(),
+    wildcard_constraints:
+        dataset="safety-full|safety-short|utility",
+    threads: workflow.cores
+    log:
+        "logs/score_wanda/{dataset}.log",
+    script:
+        "../scripts/run_step.py"

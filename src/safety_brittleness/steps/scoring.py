@@ -12,8 +12,7 @@ from safety_brittleness.provenance import atomic_path
 from safety_brittleness.steps import StepContext, step, to_json
 
 
-@step
-def score_snip(context: StepContext) -> None:
+def _score(context: StepContext, method) -> None:
     settings = context.params["settings"]
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
@@ -22,8 +21,18 @@ def score_snip(context: StepContext) -> None:
         TrainingExample(chat_prompt(tokenizer, row.prompt, settings["system_prompt"]), row.response, bool(row.ends_turn))
         for row in frame.itertuples()
     ]
-    scores = scoring.snip_scores(model, tokenizer, examples, settings["max_length"])
+    scores = method(model, tokenizer, examples, settings["max_length"])
     record = context.provenance(seed=context.seed, samples=len(examples))
     with atomic_path(context.output["scores"], suffix=".safetensors") as temporary:
         save_file({name: value.contiguous() for name, value in scores.items()}, str(temporary),
                   metadata={"provenance": to_json(record)})
+
+
+@step
+def score_snip(context: StepContext) -> None:
+    _score(context, scoring.snip_scores)
+
+
+@step
+def score_wanda(context: StepContext) -> None:
+    _score(context, scoring.wanda_scores)

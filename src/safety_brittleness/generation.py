@@ -114,3 +114,17 @@ def generate_with_status(
             responses[index] = text.strip()
             finished[index] = bool(done)
     return responses, finished
+
+
+def respond_to_frame(
+    model, tokenizer, frame, system_prompt: str | None, max_new_tokens: int, batch_size: int, description: str
+):
+    """Return a copy of a prompt table with greedy `response` and `ends_turn` columns added."""
+    prompts = [chat_prompt(tokenizer, text, system_prompt) for text in frame["prompt"]]
+    responses, finished = generate_with_status(
+        model, tokenizer, prompts, max_new_tokens, batch_size, description=description
+    )
+    frame = frame.copy()
+    frame["response"] = responses
+    frame["ends_turn"] = finished
+    return frame

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 
 from safety_brittleness import models
-from safety_brittleness.generation import chat_prompt, generate_with_status
+from safety_brittleness.generation import respond_to_frame
 from safety_brittleness.judges import build_judge
 from safety_brittleness.provenance import write_parquet
 from safety_brittleness.steps import StepContext, step
@@ -22,18 +22,17 @@ def shorten_response(response: str, sentences: int) -> str:
     return " ".join(parts[:sentences])
 
 
-def _respond(context: StepContext, frame: pd.DataFrame, description: str) -> pd.DataFrame:
-    settings = context.params["settings"]
+def _load_aligned(context: StepContext):
     device, dtype = context.runtime()
-    model, tokenizer = models.load_model(context.input["model"], device, dtype)
-    prompts = [chat_prompt(tokenizer, text, settings["system_prompt"]) for text in frame["prompt"]]
-    responses, finished = generate_with_status(
-        model, tokenizer, prompts, settings["max_new_tokens"], settings["generation_batch_size"], description=description
+    return models.load_model(context.input["model"], device, dtype)
+
+
+def _respond(context: StepContext, model, tokenizer, frame: pd.DataFrame, description: str) -> pd.DataFrame:
+    settings = context.params["settings"]
+    return respond_to_frame(
+        model, tokenizer, frame, settings["system_prompt"], settings["max_new_tokens"],
+        settings["generation_batch_size"], description,
     )
-    frame = frame.copy()
-    frame["response"] = responses
-    frame["ends_turn"] = finished
-    return frame
 
 
 @step
@@ -42,7 +41,8 @@ def build_safety_calibration(context: StepContext) -> None:
     settings = context.params["settings"]
     harmful = pd.read_parquet(context.input["harmful"])
     pool = harmful[harmful["split"] == "attribution"].sample(frac=1.0, random_state=context.seed)
-    pool = _respond(context, pool.head(settings["candidate_prompts"]).reset_index(drop=True), "safety responses")
+    model, tokenizer = _load_aligned(context)
+    pool = _respond(context, model, tokenizer, pool.head(settings["candidate_prompts"]).reset_index(drop=True), "safety responses")
     judge = build_judge("keyword")
     pool["refusal"] = [judge.is_refusal(r) for r in pool["response"]]
     log.info("refusals among %d candidate responses: %d", len(pool), int(pool["refusal"].sum()))
@@ -76,9 +76,10 @@ def build_utility_calibration(context: StepContext) -> None:
     """
     settings = context.params["settings"]
     benign = pd.read_parquet(context.input["benign"])
+    model, tokenizer = _load_aligned(context)
     outputs = (("calibration", "utility", settings["samples"]), ("heldout", "heldout", None))
     for split, output, count in outputs:
         frame = benign[benign["split"] == split].head(count).reset_index(drop=True)
-        frame = _respond(context, frame, f"{split} responses")
+        frame = _respond(context, model, tokenizer, frame, f"{split} responses")
         frame["split"] = "utility" if split == "calibration" else "utility-heldout"
         write_parquet(frame, context.output[output], context.provenance(seed=context.seed))

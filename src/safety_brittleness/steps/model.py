@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from safety_brittleness import alignment, data, models
-from safety_brittleness.generation import chat_prompt, generate_with_status
+from safety_brittleness.generation import respond_to_frame
 from safety_brittleness.provenance import atomic_directory, write_json, write_parquet
 from safety_brittleness.steps import StepContext, step
 
@@ -28,13 +28,10 @@ def generate_alignment_targets(context: StepContext) -> None:
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     benign = pd.read_parquet(context.input["benign"])
     benign = benign[benign["split"] == "alignment"].reset_index(drop=True)
-    prompts = [chat_prompt(tokenizer, text, None) for text in benign["prompt"]]
-    answers, finished = generate_with_status(
-        model, tokenizer, prompts, settings["target_max_new_tokens"], settings["generation_batch_size"],
-        description="base answers",
+    benign = respond_to_frame(
+        model, tokenizer, benign, None, settings["target_max_new_tokens"], settings["generation_batch_size"],
+        description="base model responses",
     )
-    benign["response"] = answers
-    benign["ends_turn"] = finished
     write_parquet(benign, context.output["targets"], context.provenance(seed=context.seed))
 
 

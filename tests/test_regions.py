@@ -26,7 +26,7 @@ def test_top_fraction_per_matrix():
 
 
 def test_row_and_matrix_rules_differ():
-    # Row 0 holds all the large scores: per matrix it takes both slots, per row each row gets one.
+    # Row 0 contains all the large scores, so per matrix it takes both slots; per row, each row gets one.
     scores = torch.tensor([[10.0, 9.0, 0.0, 0.0], [1.0, 2.0, 0.5, 0.1]])
     assert torch.equal(top_fraction_mask(scores, 0.25, "matrix"), torch.tensor([[True, True, False, False], [False] * 4]))
     assert torch.equal(top_fraction_mask(scores, 0.25, "row"), torch.tensor([[True, False, False, False], [False, True, False, False]]))

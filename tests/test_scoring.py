@@ -112,6 +112,6 @@ def test_wanda_ignores_prompt_tokens(tiny_llama, character_tokenizer):
     first = wanda_scores(tiny_llama, character_tokenizer, [example], max_length=128)
     second = wanda_scores(tiny_llama, character_tokenizer, [longer_prompt], max_length=128)
     name = "model.layers.0.self_attn.q_proj"
-    # The q_proj of block 0 sees each token's normalised embedding alone, so with the same response
+    # The q_proj of block 0 receives each token's normalised embedding alone, so with the same response
     # tokens its input norms match exactly when prompt tokens are left out.
     torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-7)

@@ -46,7 +46,7 @@ def proportion_row(metric: str, flags: list[bool], **extra: Any) -> dict[str, An
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """How the three attacks are sent: variants, prompt formats, decoding and early stopping."""
+    """Settings of the three attacks: variants, prompt formats, decoding and early stopping."""
 
     variants: tuple[str, ...]
     system_prompt: str

@@ -10,7 +10,9 @@ configfile: "params.yaml"
 
 from safety_brittleness.codedeps import module_files
 from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
-from safety_brittleness.experiments import build_registry, model_path, score_path
+from safety_brittleness.experiments import (
+    OVERLAPS, PROBES, RegistryError, build_registry, evaluation_settings, model_path, region_inputs, score_path,
+)
 
 SCHEMA = "workflow/schemas/params.schema.yaml"
 try:
@@ -20,7 +22,10 @@ except ParameterError as error:
     raise WorkflowError(str(error)) from None
 validate(config, SCHEMA, set_default=True)
 
-EXPERIMENTS = build_registry(config)
+try:
+    EXPERIMENTS = build_registry(config)
+except RegistryError as error:
+    raise WorkflowError(str(error)) from None
 PACKAGE = "src/safety_brittleness"
 RUN_STEP = "workflow/scripts/run_step.py"
 
@@ -43,11 +48,21 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/figures.smk"
 
 
+def figure_targets():
+    """Every figure and table whose experiments params.yaml defines."""
+    names = ["fig2_neurons", "fig4_jaccard", "fig9_probing"]
+    regions = [spec["region"] for spec in EXPERIMENTS.values()]
+    if "bottom" in regions:
+        names += ["fig3_neurons", "fig8_safety_data_bottom"]
+    if any(spec["safety_dataset"] == "safety-short" and spec["region"] == "set_difference" for spec in EXPERIMENTS.values()):
+        names.append("fig7_safety_data")
+    targets = [f"results/figures/{name}.{suffix}" for name in names for suffix in ("png", "pdf")]
+    tables = ["table6", "set_difference_grid"]
+    return targets + [f"results/tables/{name}.{suffix}" for name in tables for suffix in ("csv", "md")]
+
+
 rule all:
     default_target: True
     input:
         "results/metrics.parquet",
-        "results/figures/fig2_neurons.png",
-        "results/figures/fig2_neurons.pdf",
-        "results/tables/set_difference_grid.csv",
-        "results/tables/set_difference_grid.md",
+        figure_targets(),

@@ -33,14 +33,29 @@ def test_default_params_are_valid():
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (["regions", "set_difference", "points"], [[0.1, 1.5]], "regions.set_difference.points[0][1] = 1.5; allowed: number > 0 and <= 1"),
-        (["regions", "set_difference", "points"], [[0, 0.1]], "regions.set_difference.points[0][0] = 0; allowed: number > 0"),
-        (["regions", "set_difference", "points"], [], "regions.set_difference.points = []"),
-        (["regions", "set_difference", "selection"], "column", 'regions.set_difference.selection = "column"; allowed values: "row", "matrix"'),
-        (["regions", "set_difference", "score_method"], "gradnorm", 'allowed values: "snip", "wanda"'),
-        (["regions", "set_difference", "points"], [[0.3, 0.1], [0.1]], "points[1] = [0.1]; it needs at least 2 items"),
-        (["regions", "set_difference", "points"], [[0.1, 0.1, 0.2]], "points[0] = [0.1, 0.1, 0.2]; it allows at most 2 items"),
-        (["regions", "set_difference", "points"], [[0.1, 0.1], [0.1, 0.1]], "has a repeated item"),
+        (["regions", "set_difference", 0, "points"], [[0.1, 1.5]], "regions.set_difference[0].points[0][1] = 1.5; allowed: number > 0 and <= 1"),
+        (["regions", "set_difference", 0, "points"], [[0, 0.1]], "regions.set_difference[0].points[0][0] = 0; allowed: number > 0"),
+        (["regions", "set_difference", 0, "points"], [], "regions.set_difference[0].points = []"),
+        (["regions", "set_difference", 0, "selection"], "column", 'regions.set_difference[0].selection = "column"; allowed values: "row", "matrix"'),
+        (["regions", "set_difference", 0, "score_method"], "gradnorm", 'allowed values: "snip", "wanda"'),
+        (["regions", "set_difference", 0, "points"], [[0.3, 0.1], [0.1]], "points[1] = [0.1]; it needs at least 2 items"),
+        (["regions", "set_difference", 0, "points"], [[0.1, 0.1, 0.2]], "points[0] = [0.1, 0.1, 0.2]; it allows at most 2 items"),
+        (["regions", "set_difference", 0, "points"], [[0.1, 0.1], [0.1, 0.1]], "has a repeated item"),
+        (["regions", "set_difference", 0, "mode"], "greedy", 'regions.set_difference[0].mode = "greedy"; allowed values: "one-shot", "sequential"'),
+        (["regions", "set_difference", 1, "random_baseline", "seeds"], [-1], "random_baseline.seeds[0] = -1; allowed: integer >= 0"),
+        (["regions", "set_difference", 1, "random_baseline", "points"], [[0.9, 0.9]], "random_baseline.points: [[0.9, 0.9]] is not among that entry's points"),
+        (["regions", "top", 0, "sparsities"], [0.0], "regions.top[0].sparsities[0] = 0.0; allowed: number > 0 and <= 1"),
+        (["regions", "top", 0, "score_method"], "grasp", 'regions.top[0].score_method = "grasp"; allowed values: "snip", "wanda", "magnitude", "random"'),
+        (["regions", "top", 0, "safety_dataset"], "alpaca", 'regions.top[0].safety_dataset = "alpaca"'),
+        (["regions", "bottom", 3, "mode"], "sequential", 'regions.bottom[3].mode = "sequential" with score_method random; allowed: one-shot'),
+        (["regions", "bottom", 0, "seeds"], [1, 2], "regions.bottom[0].seeds: seeds apply to score_method random only, not snip"),
+        (["regions", "bottom", 0, "variants"], ["vanilla", "jailbreak"], 'regions.bottom[0].variants[1] = "jailbreak"'),
+        (["regions", "head_probing", "top_k"], [0], "regions.head_probing.top_k[0] = 0; allowed: integer >= 1"),
+        (["regions", "head_probing", "test_fraction"], 1.0, "regions.head_probing.test_fraction = 1.0; allowed: number > 0 and < 1"),
+        (["regions", "head_probing", "harmless_splits"], ["evaluation"], 'regions.head_probing.harmless_splits[0] = "evaluation"'),
+        (["regions", "overlap", "fraction"], 0, "regions.overlap.fraction = 0; allowed: number > 0 and <= 1"),
+        (["figures", "fig3_min_accuracy"], 1.5, "figures.fig3_min_accuracy = 1.5; allowed: number >= 0 and <= 1"),
+        (["evaluation", "prompts"], 0, "evaluation.prompts = 0"),
         (["runtime", "dtype"], "int8", 'runtime.dtype = "int8"; allowed values: "float32", "bfloat16", "float16"'),
         (["runtime", "device"], "tpu", 'runtime.device = "tpu"; auto, cpu, cuda or cuda:N'),
         (["runtime", "seed"], -1, "runtime.seed = -1; allowed: integer >= 0"),
@@ -63,8 +78,8 @@ def test_invalid_value_is_named(path, value, expected):
 
 
 def test_unknown_key_is_named():
-    config = with_value(["regions", "set_difference", "sparsity"], 0.1)
-    with pytest.raises(ParameterError, match="unknown parameter under regions.set_difference"):
+    config = with_value(["regions", "set_difference", 0, "sparsity"], 0.1)
+    with pytest.raises(ParameterError, match=r"unknown parameter under regions.set_difference\[0\]"):
         validate_params(config, SCHEMA)
 
 
@@ -105,3 +120,10 @@ def test_scoring_code_closure():
     assert {"scoring.py", "steps/scoring.py", "models.py", "__init__.py"} <= files
     assert "data.py" not in files
     assert "evaluation.py" not in files
+
+
+def test_variants_outside_the_evaluated_ones_are_named():
+    config = with_value(["evaluation", "variants"], ["vanilla"])
+    with pytest.raises(ParameterError) as raised:
+        validate_params(config, SCHEMA)
+    assert 'regions.bottom[0].variants = ["adv_suffix", "adv_decoding"]; allowed: a subset of evaluation.variants (vanilla)' in str(raised.value)

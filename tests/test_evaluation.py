@@ -69,3 +69,15 @@ def test_perplexity_matches_model_loss(tiny_llama, character_tokenizer):
         loss = tiny_llama(input_ids=torch.tensor([input_ids]), labels=torch.tensor([labels])).loss
     assert math.isclose(result["value"], math.exp(float(loss)), rel_tol=1e-5)
     assert result["n"] == sum(1 for label in labels[1:] if label != -100)
+
+
+def test_batched_perplexity_equals_one_at_a_time(tiny_llama, character_tokenizer):
+    examples = [
+        TrainingExample("user: name a colour assistant:", " Blue and green", True),
+        TrainingExample("user: hi assistant:", " Hello there, how can I help you today?", False),
+        TrainingExample("user: count assistant:", " 1 2 3", True),
+    ]
+    batched = response_perplexity(tiny_llama, character_tokenizer, examples, max_length=64, batch_size=3)
+    single = response_perplexity(tiny_llama, character_tokenizer, examples, max_length=64, batch_size=1)
+    assert batched["n"] == single["n"]
+    assert math.isclose(batched["value"], single["value"], rel_tol=1e-5)

@@ -1,55 +1,134 @@
-"""Figures are drawn from the metrics table alone."""
+"""Figures and tables are drawn from the Parquet tables alone."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from safety_brittleness.figures import asr_utility_table, plot_asr_vs_utility, write_grid_table
+from safety_brittleness.experiments import PARAMETER_COLUMNS
+from safety_brittleness.figures import (
+    asr_utility_table, experiment_table, pareto_front, plot_fig2_neurons, plot_fig3_neurons, plot_fig4_jaccard,
+    plot_fig7_safety_data, plot_fig8_safety_data_bottom, plot_fig9_probing, write_grid_table, write_table6,
+)
+
+EXPERIMENTS = [
+    # id, parameters, ASR_Vanilla, accuracy, actual sparsity
+    ("base", {"model": "base", "region": "none"}, 0.9, 0.7, 0.0),
+    ("aligned", {"model": "aligned", "region": "none"}, 0.02, 0.68, 0.0),
+    ("sd1", {"region": "set_difference", "score_method": "snip", "selection": "row", "mode": "one-shot",
+             "safety_dataset": "safety-full", "utility_dataset": "utility", "p": 0.1, "q": 0.01}, 0.6, 0.6, 0.01),
+    ("sd2", {"region": "set_difference", "score_method": "snip", "selection": "row", "mode": "one-shot",
+             "safety_dataset": "safety-full", "utility_dataset": "utility", "p": 0.2, "q": 0.01}, 0.4, 0.5, 0.01),
+    ("sd3", {"region": "set_difference", "score_method": "snip", "selection": "row", "mode": "one-shot",
+             "safety_dataset": "safety-full", "utility_dataset": "utility", "p": 0.3, "q": 0.01}, 0.7, 0.65, 0.02),
+    ("sd1-short", {"region": "set_difference", "score_method": "snip", "selection": "row", "mode": "one-shot",
+                   "safety_dataset": "safety-short", "utility_dataset": "utility", "p": 0.1, "q": 0.01}, 0.5, 0.6, 0.01),
+    ("top", {"region": "top", "score_method": "snip", "selection": "row", "mode": "one-shot",
+             "safety_dataset": "safety-full", "sparsity": 0.01}, 0.95, 0.3, 0.01),
+    ("probe", {"region": "head_probing", "top_k": 10}, 0.05, 0.66, 0.002),
+    ("bottom-short", {"region": "bottom", "score_method": "snip", "selection": "row", "mode": "one-shot",
+                      "safety_dataset": "safety-short", "sparsity": 0.2}, 0.01, 0.64, 0.2),
+    ("bottom-full", {"region": "bottom", "score_method": "snip", "selection": "row", "mode": "one-shot",
+                     "safety_dataset": "safety-full", "sparsity": 0.2}, 0.03, 0.62, 0.2),
+    ("bottom-random-0", {"region": "bottom", "score_method": "random", "selection": "row", "mode": "one-shot",
+                         "sparsity": 0.2, "region_seed": 0}, 0.10, 0.55, 0.2),
+    ("bottom-random-1", {"region": "bottom", "score_method": "random", "selection": "row", "mode": "one-shot",
+                         "sparsity": 0.2, "region_seed": 1}, 0.20, 0.52, 0.2),
+    ("bottom-broken", {"region": "bottom", "score_method": "snip", "selection": "row", "mode": "one-shot",
+                       "safety_dataset": "safety-short", "sparsity": 0.6}, 0.5, 0.3, 0.6),
+]
 
 
 def synthetic_metrics() -> pd.DataFrame:
     rows = []
-    points = [("base", "base", "none", None, None, 0.9, 0.7), ("aligned", "aligned", "none", None, None, 0.02, 0.68),
-              ("sd1", "aligned", "set_difference", 0.1, 0.01, 0.6, 0.6)]
-    for experiment_id, model, region, p, q, asr, accuracy in points:
-        common = {"experiment_id": experiment_id, "model": model, "region": region, "p": p, "q": q, "n": 100,
-                  "score_method": "snip" if p else None, "selection": "row" if p else None,
-                  "safety_dataset": "safety-full" if p else None, "utility_dataset": "utility" if p else None,
-                  "mode": "one-shot" if p else None}
+    for experiment_id, parameters, asr, accuracy, sparsity in EXPERIMENTS:
+        common = {column: None for column in PARAMETER_COLUMNS}
+        common.update({"model": "aligned", **parameters, "experiment_id": experiment_id, "n": 100})
         for aggregation in ("paper", "reference_code"):
-            rows.append({**common, "metric": "asr_vanilla", "task": None, "value": asr, "ci_low": asr - 0.05,
-                         "ci_high": asr + 0.05, "aggregation": aggregation, "judge": "keyword"})
-            rows.append({**common, "metric": "asr_adv_suffix", "task": None, "value": asr / 2, "ci_low": 0.0,
-                         "ci_high": 1.0, "aggregation": aggregation})
-        rows.append({**common, "metric": "utility_accuracy", "task": "mean", "value": accuracy, "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})
+            for metric, value in (("asr_vanilla", asr), ("asr_adv_suffix", asr / 2)):
+                rows.append({**common, "metric": metric, "task": None, "value": value, "ci_low": max(value - 0.05, 0),
+                             "ci_high": value + 0.05, "aggregation": aggregation, "judge": "keyword"})
+        rows.append({**common, "metric": "utility_accuracy", "task": "mean", "value": accuracy,
+                     "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})
         rows.append({**common, "metric": "utility_accuracy", "task": "embedded_capitals", "value": 0.0, "ci_low": 0.0, "ci_high": 0.0})
-        rows.append({**common, "metric": "actual_sparsity", "task": None, "value": 0.01 if p else 0.0, "ci_low": None, "ci_high": None})
+        rows.append({**common, "metric": "actual_sparsity", "task": None, "value": sparsity, "ci_low": None, "ci_high": None})
     return pd.DataFrame(rows)
 
 
 def test_asr_utility_table_uses_mean_accuracy():
     table = asr_utility_table(synthetic_metrics()).set_index("experiment_id")
-    assert len(table) == 3
+    assert len(table) == len(EXPERIMENTS)
     assert table.loc["sd1", "utility_accuracy"] == 0.6
     assert table.loc["aligned", "asr_vanilla"] == 0.02
     assert table.loc["sd1", "actual_sparsity"] == 0.01
 
 
-def test_plot_writes_png_and_pdf(tmp_path):
-    png = tmp_path / "fig.png"
-    pdf = tmp_path / "fig.pdf"
-    plot_asr_vs_utility(synthetic_metrics(), png, pdf)
+def test_experiment_table_rows():
+    table = experiment_table(synthetic_metrics())
+    assert len(table) == 2 * len(EXPERIMENTS)
+    row = table[(table["experiment_id"] == "top") & (table["variant"] == "adv_suffix")].iloc[0]
+    assert (row["asr"], row["utility_accuracy"], row["method"]) == (0.475, 0.3, "SNIP top")
+    assert set(table["attack"].dropna()) == {"ASR_Vanilla", "ASR_Adv-Suffix"}
+
+
+def test_pareto_front_on_known_points():
+    points = pd.DataFrame({"x": [0.6, 0.5, 0.65, 0.4], "y": [0.6, 0.4, 0.7, 0.9]})
+    assert pareto_front(points, "x", "y").tolist() == [False, False, True, True]
+
+
+@pytest.mark.parametrize("plot", [plot_fig2_neurons, plot_fig7_safety_data])
+def test_scatter_figures_write_png_and_pdf(tmp_path, plot):
+    png, pdf = tmp_path / "fig.png", tmp_path / "fig.pdf"
+    plot(synthetic_metrics(), png, pdf)
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert pdf.read_bytes()[:4] == b"%PDF"
 
 
+def test_fig3_averages_seeds_and_drops_broken_models(tmp_path):
+    curves = plot_fig3_neurons(synthetic_metrics(), tmp_path / "f.png", tmp_path / "f.pdf", min_accuracy=0.5)
+    random = curves[(curves["method"] == "random bottom") & (curves["variant"] == "adv_suffix") & (curves["sparsity"] == 0.2)]
+    assert random["asr"].iloc[0] == pytest.approx(0.075)
+    assert random["asr_std"].iloc[0] == pytest.approx(0.0354, abs=1e-3)   # sample std of 0.05 and 0.10
+    assert random["seeds"].iloc[0] == 2
+    assert 0.6 not in set(curves["sparsity"])   # accuracy 0.3 is below the threshold
+    assert set(curves["variant"]) == {"adv_suffix"}
+    # Each curve starts at the aligned model.
+    assert (curves[curves["actual_sparsity"] == 0]["asr"] == 0.01).all()
+    assert (tmp_path / "f.png").exists()
+
+
+def test_fig8_compares_safety_data(tmp_path):
+    curves = plot_fig8_safety_data_bottom(synthetic_metrics(), tmp_path / "f.png", tmp_path / "f.pdf", min_accuracy=0.5)
+    assert set(curves["safety_data"]) == {"safety-full", "safety-short"}
+
+
+def test_fig4_and_fig9_read_their_tables(tmp_path):
+    overlaps = pd.DataFrame({
+        "layer": ["m.layers.0.q_proj", "m.layers.0.up_proj", "m.layers.1.q_proj", "m.layers.1.up_proj"],
+        "block": [0, 0, 1, 1], "module": ["q_proj", "up_proj", "q_proj", "up_proj"], "jaccard": [0.3, 0.1, 0.4, 0.2],
+        "score_method": "snip", "fraction": 0.05, "selection": "row", "safety_dataset": "safety-full",
+        "utility_dataset": "utility",
+    })
+    plot_fig4_jaccard(overlaps, tmp_path / "j.png", tmp_path / "j.pdf")
+    probes = pd.DataFrame({"block": [0, 0, 1, 1], "head": [0, 1, 0, 1], "layer": "x", "accuracy": [0.5, 0.6, 0.9, 0.7],
+                           "train_accuracy": 1.0, "n_train": 30, "n_test": 10})
+    plot_fig9_probing(probes, tmp_path / "p.png", tmp_path / "p.pdf")
+    for name in ("j.png", "j.pdf", "p.png", "p.pdf"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_table6_pareto_rows(tmp_path):
+    table = write_table6(synthetic_metrics(), tmp_path / "t.csv", tmp_path / "t.md")
+    # sd3 (0.7, 0.65) dominates the other safety-full points, and safety-short has a single point.
+    assert table["experiment_id"].tolist() == ["aligned", "sd3", "sd1-short"]
+    assert {"p", "q", "actual_sparsity", "asr_vanilla", "asr_adv_suffix", "utility_accuracy"} <= set(table.columns)
+    assert "| sd3" in (tmp_path / "t.md").read_text()
+
+
 def test_grid_table_has_one_row_per_experiment(tmp_path):
     table = write_grid_table(synthetic_metrics(), tmp_path / "grid.csv", tmp_path / "grid.md")
-    assert list(table["experiment_id"]) == ["base", "aligned", "sd1"]
-    markdown = (tmp_path / "grid.md").read_text()
-    assert "| experiment_id" in markdown
-    assert "sd1" in markdown
-    assert (tmp_path / "grid.csv").read_text().count("\n") == 4
+    assert list(table["experiment_id"])[:2] == ["base", "aligned"]
+    assert len(table) == len(EXPERIMENTS)
     assert "asr_adv_suffix" in table.columns
     assert "asr_adv_suffix_reference_code" in table.columns
     assert "asr_adv_decoding" not in table.columns

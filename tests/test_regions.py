@@ -7,7 +7,8 @@ import torch
 
 from safety_brittleness.models import block_linear_layers
 from safety_brittleness.regions import (
-    actual_sparsity, apply_masks, load_masks, save_masks, set_difference_mask, top_fraction_mask,
+    actual_sparsity, apply_masks, fraction_mask, head_column_mask, load_masks, overlap_table, random_like_mask,
+    save_masks, set_difference_mask, top_fraction_mask,
 )
 
 
@@ -86,3 +87,60 @@ def test_jaccard_on_known_sets():
     assert jaccard_index(first, second) == pytest.approx(1 / 3)
     assert jaccard_index(first, first) == 1.0
     assert jaccard_index(torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)) == 0.0
+
+
+def test_bottom_fraction_per_row_and_per_matrix():
+    scores = torch.tensor([[10.0, 9.0, 8.0, 7.0], [1.0, 2.0, 3.0, 4.0]])
+    per_row = fraction_mask(scores, 0.25, "row", largest=False)
+    assert per_row.tolist() == [[False, False, False, True], [True, False, False, False]]
+    # Over the whole matrix both lowest scores sit in row 1.
+    per_matrix = fraction_mask(scores, 0.25, "matrix", largest=False)
+    assert per_matrix.tolist() == [[False, False, False, False], [True, True, False, False]]
+
+
+def test_set_difference_per_row_and_per_matrix_differ():
+    # All the high safety scores are in row 0, and the top utility score of each row is in column 0.
+    safety = torch.tensor([[9.0, 8.0, 7.0, 6.0], [1.0, 2.0, 0.0, 0.5]])
+    utility = torch.tensor([[9.0, 0.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0]])
+    per_row = set_difference_mask(safety, utility, p=0.25, q=0.5, selection="row")
+    per_matrix = set_difference_mask(safety, utility, p=0.25, q=0.5, selection="matrix")
+    assert per_row.tolist() == [[False, True, False, False], [False, True, False, False]]
+    # Per matrix, top-q takes (0,0)..(0,3); top-p utility takes the two 9s in column 0.
+    assert per_matrix.tolist() == [[False, True, True, True], [False, False, False, False]]
+
+
+def test_random_mask_row_counts():
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[True, True, False, False, False], [False, False, False, False, True], [False] * 5])
+    first = random_like_mask(mask, "row", torch.Generator().manual_seed(1))
+    second = random_like_mask(mask, "row", torch.Generator().manual_seed(2))
+    assert first.sum(dim=1).tolist() == [2, 1, 0]
+    assert second.sum(dim=1).tolist() == [2, 1, 0]
+    big = torch.rand(40, 50, generator=generator) > 0.7
+    other = random_like_mask(big, "row", torch.Generator().manual_seed(3))
+    assert torch.equal(other.sum(dim=1), big.sum(dim=1))
+    assert not torch.equal(other, big)
+    per_matrix = random_like_mask(big, "matrix", torch.Generator().manual_seed(3))
+    assert int(per_matrix.sum()) == int(big.sum())
+
+
+def test_head_column_mask_marks_one_slice():
+    mask = head_column_mask((6, 8), [2], head_dim=2)
+    assert mask[:, 4:6].all()
+    assert int(mask.sum()) == 12
+    with pytest.raises(ValueError, match="outside a weight"):
+        head_column_mask((6, 8), [4], head_dim=2)
+
+
+def test_overlap_table_per_block_and_module():
+    safety = {"model.layers.0.mlp.up_proj": torch.tensor([[4.0, 3.0, 2.0, 1.0]]),
+              "model.layers.1.self_attn.q_proj": torch.tensor([[4.0, 3.0, 2.0, 1.0]])}
+    utility = {"model.layers.0.mlp.up_proj": torch.tensor([[4.0, 3.0, 2.0, 1.0]]),
+               "model.layers.1.self_attn.q_proj": torch.tensor([[1.0, 4.0, 3.0, 2.0]])}
+    rows = {row["layer"]: row for row in overlap_table(safety, utility, fraction=0.5, selection="row")}
+    assert rows["model.layers.0.mlp.up_proj"]["block"] == 0
+    assert rows["model.layers.0.mlp.up_proj"]["module"] == "up_proj"
+    assert rows["model.layers.0.mlp.up_proj"]["jaccard"] == 1.0
+    # safety top-2 {0, 1}, utility top-2 {1, 2}: intersection 1, union 3
+    assert rows["model.layers.1.self_attn.q_proj"]["jaccard"] == pytest.approx(1 / 3)
+    assert rows["model.layers.1.self_attn.q_proj"]["block"] == 1

@@ -35,13 +35,17 @@ def test_dry_run_default_params(tmp_path):
     result = run_snakemake(copy_workflow(tmp_path), "--dry-run")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "align_model" in result.stdout
-    assert "extract_set_difference" in result.stdout
-    assert "plot_fig2_neurons" in result.stdout
+    for rule in ("extract_region", "probe_heads", "compute_overlap", "plot_fig2_neurons", "plot_fig3_neurons",
+                 "plot_fig4_jaccard", "plot_fig7_safety_data", "plot_fig8_safety_data_bottom", "plot_fig9_probing",
+                 "write_table6"):
+        assert rule in result.stdout
 
 
 BAD_PARAMETERS = [
-    ("regions:\n  set_difference:\n    points: [[0.1, 1.5]]\n", "regions.set_difference.points[0][1] = 1.5; allowed: number > 0 and <= 1"),
-    ("regions:\n  set_difference:\n    score_method: gradnorm\n", 'regions.set_difference.score_method = "gradnorm"; allowed values: "snip", "wanda"'),
+    ("regions:\n  set_difference:\n    - points: [[0.1, 1.5]]\n", "regions.set_difference[0].points[0][1] = 1.5; allowed: number > 0 and <= 1"),
+    ("regions:\n  set_difference:\n    - {score_method: gradnorm, points: [[0.1, 0.1]]}\n", 'regions.set_difference[0].score_method = "gradnorm"; allowed values: "snip", "wanda"'),
+    ("regions:\n  top:\n    - {score_method: random, mode: sequential, sparsities: [0.1]}\n", 'regions.top[0].mode = "sequential" with score_method random'),
+    ("regions:\n  top:\n    - {score_method: snip, sparsities: [0.1]}\n    - {score_method: snip, sparsities: [0.1]}\n", "appears twice under regions"),
     ("model:\n  kind: local\n  local:\n    path: /nonexistent/model\n", "model path '/nonexistent/model' is not a Hugging Face model folder"),
     ("model:\n  kind: gguf_package\n  gguf_package:\n    package: no-such-model-package\n", "package 'no-such-model-package' is not installed"),
     ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
@@ -51,12 +55,13 @@ BAD_PARAMETERS = [
 
 def test_dry_run_wanda_set_difference(tmp_path):
     directory = copy_workflow(tmp_path)
-    (directory / "wanda.yaml").write_text("regions:\n  set_difference:\n    score_method: wanda\n")
+    (directory / "wanda.yaml").write_text("regions:\n  set_difference:\n    - {score_method: wanda, points: [[0.1, 0.1]]}\n")
     result = run_snakemake(directory, "--dry-run", "--configfile", "wanda.yaml")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "score_wanda" in result.stdout
     assert "results/scores/wanda/safety-full.safetensors" in result.stdout
-    assert "score_snip" not in result.stdout
+    assert "results/scores/wanda/utility.safetensors" in result.stdout
+    assert "set_difference-wanda-row-safety-full-one-shot-p0.1-q0.1" in result.stdout
 
 
 @pytest.mark.parametrize(("override", "expected"), BAD_PARAMETERS)
@@ -80,7 +85,9 @@ def test_smoke_workflow_end_to_end(tmp_path):
     metrics = pd.read_parquet(directory / "results/metrics.parquet")
     experiments = set(metrics["experiment_id"])
     assert {"base", "aligned"} <= experiments
-    assert len(experiments) == 4
+    assert len(experiments) == 12
+    regions = metrics.drop_duplicates("experiment_id").set_index("experiment_id")["region"]
+    assert sorted(regions.unique()) == ["bottom", "head_probing", "none", "random_baseline", "set_difference", "top"]
     required = {"utility_accuracy", "actual_sparsity", "benign_refusal_rate", "perplexity"}
     for variant in ("vanilla", "adv_suffix", "adv_decoding"):
         required |= {f"asr_{variant}", f"refusal_rate_{variant}", f"degenerate_rate_{variant}"}
@@ -90,10 +97,22 @@ def test_smoke_workflow_end_to_end(tmp_path):
     sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     assert sparsity["aligned"] == 0.0
     assert (sparsity.drop(["base", "aligned"]) > 0).all()
-    assert (directory / "results/figures/fig2_neurons.png").stat().st_size > 0
-    assert (directory / "results/figures/fig2_neurons.pdf").stat().st_size > 0
+    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig7_safety_data", "fig8_safety_data_bottom", "fig9_probing"):
+        assert (directory / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (directory / f"results/figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
     grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
-    assert len(grid) == 4
+    assert len(grid) == 12
+    table6 = pd.read_csv(directory / "results/tables/table6.csv")
+    assert table6["experiment_id"].iloc[0] == "aligned"
+    assert set(table6["experiment_id"].iloc[1:]) <= set(regions[regions == "set_difference"].index)
+    # Bottom removal evaluates only the attacks its entry names; the random baseline only ASR_Vanilla.
+    bottom = metrics[metrics["experiment_id"] == "bottom-snip-row-safety-short-one-shot-s0.3"]
+    assert {"asr_adv_suffix", "asr_adv_decoding"} <= set(bottom["metric"])
+    assert "asr_vanilla" not in set(bottom["metric"])
+    probes = pd.read_parquet(directory / "results/probes/heads.parquet")
+    assert len(probes) == 2 * 4   # blocks x heads of the tiny model
+    overlaps = pd.read_parquet(directory / "results/overlaps/jaccard.parquet")
+    assert overlaps["jaccard"].between(0, 1).all()
 
     asr = metrics[metrics["metric"].str.startswith("asr_")]
     assert set(asr["aggregation"]) == {"paper", "reference_code"}
@@ -101,12 +120,19 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert asr["ci_high"].ge(asr["value"]).all()
     generations = pd.read_parquet(directory / "results/generations/aligned.parquet")
     per_variant = generations.groupby("variant")["prompt_id"].count().to_dict()
-    assert per_variant == {"vanilla": 6, "adv_suffix": 18, "adv_decoding": 30, "benign": 4}
+    assert per_variant == {"vanilla": 6, "adv_suffix": 6, "adv_decoding": 6, "benign": 4}
 
     provenance = read_provenance(directory / "results/metrics.parquet")
     assert provenance["rule"] == "collect_metrics"
-    assert len(provenance["inputs"]["metrics"]) == 4
+    assert len(provenance["inputs"]["metrics"]) == 12
     assert all(len(entry["sha256"]) == 64 for entry in provenance["inputs"]["metrics"])
+
+    report = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    html = (directory / "report.html").read_text()
+    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig7_safety_data", "fig8_safety_data_bottom", "fig9_probing"):
+        assert f"{name}.png" in html
+    assert "least" in html and "safety-critical" in html   # a caption file made it into the report
 
     rerun = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--dry-run")
     assert rerun.returncode == 0

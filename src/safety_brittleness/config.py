@@ -113,6 +113,53 @@ def _check_consistency(config: dict[str, Any]) -> list[str]:
             f"invalid parameter calibration.samples = {calibration.get('samples')}; "
             f"allowed: at most calibration.candidate_prompts ({calibration.get('candidate_prompts')})"
         )
+    messages.extend(_check_regions(config))
+    return messages
+
+
+def _check_regions(config: dict[str, Any]) -> list[str]:
+    """Check choices that depend on each other inside the region grids."""
+    messages = []
+    regions = config.get("regions")
+    if not isinstance(regions, dict):
+        return messages
+    evaluated = set(config.get("evaluation", {}).get("variants", ["vanilla", "adv_suffix", "adv_decoding"]))
+    entries = []
+    for family in ("top", "bottom", "set_difference"):
+        for index, entry in enumerate(regions.get(family) or []):
+            if isinstance(entry, dict):
+                entries.append((f"regions.{family}[{index}]", entry))
+                if isinstance(entry.get("random_baseline"), dict):
+                    entries.append((f"regions.{family}[{index}].random_baseline", entry["random_baseline"]))
+    if isinstance(regions.get("head_probing"), dict):
+        entries.append(("regions.head_probing", regions["head_probing"]))
+    for key, entry in entries:
+        method = entry.get("score_method")
+        if entry.get("mode") == "sequential" and method in ("magnitude", "random"):
+            messages.append(
+                f"invalid parameter {key}.mode = \"sequential\" with score_method {method}; "
+                "allowed: one-shot (these scores do not depend on the inputs of a block)"
+            )
+        if "seeds" in entry and method not in (None, "random"):
+            messages.append(f"invalid parameter {key}.seeds: seeds apply to score_method random only, not {method}")
+        variants = entry.get("variants")
+        if isinstance(variants, list):
+            extra = [v for v in variants if v not in evaluated]
+            if extra:
+                messages.append(
+                    f"invalid parameter {key}.variants = {json.dumps(variants)}; allowed: a subset of "
+                    f"evaluation.variants ({', '.join(sorted(evaluated))})"
+                )
+    for index, entry in enumerate(regions.get("set_difference") or []):
+        baseline = entry.get("random_baseline") if isinstance(entry, dict) else None
+        if isinstance(baseline, dict) and isinstance(baseline.get("points"), list):
+            points = [list(point) for point in entry.get("points", [])]
+            missing = [point for point in baseline["points"] if list(point) not in points]
+            if missing:
+                messages.append(
+                    f"invalid parameter regions.set_difference[{index}].random_baseline.points: {json.dumps(missing)} "
+                    "is not among that entry's points"
+                )
     return messages
 
 

@@ -13,7 +13,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from safety_brittleness.alignment import TrainingExample, tokenize_example
+from safety_brittleness.alignment import TrainingExample, collate, tokenize_example
 from safety_brittleness.aggregation import VARIANTS, aggregate_variant, wilson_interval
 from safety_brittleness.data import resource_path
 from safety_brittleness.generation import chat_prompt, generate
@@ -234,18 +234,27 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
 
 
 @torch.no_grad()
-def response_perplexity(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, Any]:
-    """Perplexity of reference responses: exp of the mean negative log-likelihood over all response tokens."""
+def response_perplexity(
+    model, tokenizer, examples: list[TrainingExample], max_length: int, batch_size: int = 16,
+) -> dict[str, Any]:
+    """Perplexity of reference responses: exp of the mean negative log-likelihood over all response tokens.
+
+    Examples are batched with right padding; padded positions carry label -100 and add nothing.
+    """
     device = next(model.parameters()).device
+    encoded = [tokenize_example(tokenizer, example, max_length) for example in examples]
+    encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels[1:])]
     total_loss = 0.0
     total_tokens = 0
-    for example in tqdm(examples, desc="perplexity", unit="sample", mininterval=2.0):
-        input_ids, labels = tokenize_example(tokenizer, example, max_length)
-        tokens = sum(1 for label in labels[1:] if label != -100)
-        if tokens == 0:
-            continue
-        loss = model(input_ids=torch.tensor([input_ids], device=device), labels=torch.tensor([labels], device=device)).loss
-        total_loss += float(loss) * tokens
-        total_tokens += tokens
+    for start in tqdm(range(0, len(encoded), batch_size), desc="perplexity", unit="batch", mininterval=2.0):
+        batch = collate(encoded[start:start + batch_size], tokenizer.pad_token_id)
+        labels = batch["labels"]
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits.float()
+        shifted = labels[:, 1:].to(device)
+        losses = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total_loss += float(losses)
+        total_tokens += int((shifted != -100).sum())
     value = math.exp(total_loss / total_tokens) if total_tokens else math.nan
     return {"metric": "perplexity", "value": value, "n": total_tokens, "ci_low": None, "ci_high": None}

@@ -1,15 +1,25 @@
-"""The registry of evaluated experiments: one id per model or region, with its parameters and paths."""
+"""The registry of evaluated experiments: one id per model or region, with its parameters and paths.
+
+Each experiment is the aligned (or base) model, optionally with one region removed. Regions come
+from the `regions` parameters: top and bottom removal, set differences with their random
+baselines, and the top-k probed attention heads.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 RESULTS = "results"
 
 # Parameter columns carried by every metric row; experiments that do not use one leave it empty.
 PARAMETER_COLUMNS = (
-    "model", "region", "score_method", "selection", "mode", "safety_dataset", "utility_dataset", "p", "q",
+    "model", "region", "score_method", "selection", "mode", "safety_dataset", "utility_dataset",
+    "p", "q", "sparsity", "region_seed", "top_k", "baseline_of",
 )
+# Scores computed from a calibration set (files under results/scores), and data-free scores.
+DATA_SCORES = ("snip", "wanda")
+WEIGHT_SCORES = ("magnitude", "random")
 
 
 def format_fraction(value: float) -> str:
@@ -25,39 +35,131 @@ def score_path(method: str, dataset: str) -> str:
     return f"{RESULTS}/scores/{method}/{dataset}.safetensors"
 
 
-def set_difference_id(settings: dict[str, Any], p: float, q: float) -> str:
+def calibration_path(dataset: str) -> str:
+    return f"{RESULTS}/calibration/{dataset}.parquet"
+
+
+def region_path(experiment_id: str) -> str:
+    return f"{RESULTS}/regions/{experiment_id}.safetensors"
+
+
+PROBES = f"{RESULTS}/probes/heads.parquet"
+OVERLAPS = f"{RESULTS}/overlaps/jaccard.parquet"
+
+
+class RegistryError(ValueError):
+    """Two parameter entries describe the same experiment, or an entry is inconsistent."""
+
+
+def _score_source(entry: dict[str, Any]) -> str:
+    method = entry["score_method"]
+    return entry.get("safety_dataset", "safety-full") if method in DATA_SCORES else "weights"
+
+
+def _pruning_experiments(region: str, entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    method = entry["score_method"]
+    selection = entry.get("selection", "row")
+    mode = entry.get("mode", "one-shot")
+    source = _score_source(entry)
+    seeds = entry.get("seeds", [0]) if method == "random" else [None]
+    found = []
+    for sparsity in entry["sparsities"]:
+        for seed in seeds:
+            suffix = f"-seed{seed}" if seed is not None else ""
+            experiment_id = f"{region}-{method}-{selection}-{source}-{mode}-s{format_fraction(sparsity)}{suffix}"
+            found.append((experiment_id, {
+                "region": region, "score_method": method, "selection": selection, "mode": mode,
+                "safety_dataset": source if method in DATA_SCORES else None,
+                "sparsity": float(sparsity), "region_seed": seed, "variants": entry.get("variants"),
+            }))
+    return found
+
+
+def set_difference_id(entry: dict[str, Any], p: float, q: float) -> str:
     return (
-        f"set_difference-{settings['score_method']}-{settings['selection']}-{settings['safety_dataset']}"
+        f"set_difference-{entry.get('score_method', 'snip')}-{entry.get('selection', 'row')}"
+        f"-{entry.get('safety_dataset', 'safety-full')}-{entry.get('mode', 'one-shot')}"
         f"-p{format_fraction(p)}-q{format_fraction(q)}"
     )
 
 
-def set_difference_path(settings: dict[str, Any], p: float, q: float) -> str:
-    folder = f"{settings['score_method']}-{settings['selection']}-{settings['safety_dataset']}-{settings['utility_dataset']}"
-    return f"{RESULTS}/regions/set_difference/{folder}/p{format_fraction(p)}-q{format_fraction(q)}.safetensors"
+def _set_difference_experiments(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    baseline = entry.get("random_baseline") or {}
+    baseline_points = [tuple(point) for point in baseline.get("points", entry["points"])]
+    for p, q in entry["points"]:
+        experiment_id = set_difference_id(entry, p, q)
+        spec = {
+            "region": "set_difference", "score_method": entry.get("score_method", "snip"),
+            "selection": entry.get("selection", "row"), "mode": entry.get("mode", "one-shot"),
+            "safety_dataset": entry.get("safety_dataset", "safety-full"),
+            "utility_dataset": entry.get("utility_dataset", "utility"),
+            "p": float(p), "q": float(q), "variants": entry.get("variants"),
+        }
+        found.append((experiment_id, spec))
+        if (p, q) not in baseline_points:
+            continue
+        for seed in baseline.get("seeds", []):
+            found.append((f"random_baseline-seed{seed}-{experiment_id}", {
+                "region": "random_baseline", "score_method": "random", "selection": spec["selection"],
+                "mode": "one-shot", "p": float(p), "q": float(q), "region_seed": seed,
+                "baseline_of": experiment_id, "variants": baseline.get("variants"),
+            }))
+    return found
 
 
 def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Map each experiment id to its parameters and the artifacts it is computed from."""
+    """Map each experiment id to its parameters, the evaluation variants it runs and its region file."""
+    candidates: list[tuple[str, dict[str, Any]]] = [
+        ("base", {"model": "base", "region": "none"}),
+        ("aligned", {"model": "aligned", "region": "none"}),
+    ]
+    settings = config.get("regions", {})
+    for region in ("top", "bottom"):
+        for entry in settings.get(region, []):
+            candidates.extend(_pruning_experiments(region, entry))
+    for entry in settings.get("set_difference", []):
+        candidates.extend(_set_difference_experiments(entry))
+    probing = settings.get("head_probing") or {}
+    for k in probing.get("top_k", []):
+        candidates.append((f"head_probing-k{k}", {"region": "head_probing", "top_k": int(k), "variants": probing.get("variants")}))
+
+    all_variants = list(config.get("evaluation", {}).get("variants", ["vanilla", "adv_suffix", "adv_decoding"]))
     registry: dict[str, dict[str, Any]] = {}
-    for name in ("base", "aligned"):
-        registry[name] = {"model": name, "region": "none", "region_path": None}
-    settings = config["regions"]["set_difference"]
-    for p, q in settings["points"]:
-        experiment_id = set_difference_id(settings, p, q)
-        registry[experiment_id] = {
-            "model": "aligned",
-            "region": "set_difference",
-            "region_path": set_difference_path(settings, p, q),
-            "score_method": settings["score_method"],
-            "selection": settings["selection"],
-            "mode": "one-shot",
-            "safety_dataset": settings["safety_dataset"],
-            "utility_dataset": settings["utility_dataset"],
-            "p": float(p),
-            "q": float(q),
-        }
-    for spec in registry.values():
+    for experiment_id, spec in candidates:
+        if experiment_id in registry:
+            raise RegistryError(
+                f"experiment '{experiment_id}' appears twice under regions; remove the repeated grid value"
+            )
+        spec = copy.deepcopy(spec)
+        spec.setdefault("model", "aligned")
         for column in PARAMETER_COLUMNS:
             spec.setdefault(column, None)
+        spec["variants"] = [v for v in all_variants if v in (spec.get("variants") or all_variants)]
+        spec["region_path"] = region_path(experiment_id) if spec["region"] != "none" else None
+        registry[experiment_id] = spec
     return registry
+
+
+def region_inputs(spec: dict[str, Any], registry: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Return the artifacts an experiment's region is computed from, keyed by input name."""
+    region = spec["region"]
+    if region == "random_baseline":
+        return {"matched_region": registry[spec["baseline_of"]]["region_path"]}
+    if region == "head_probing":
+        return {"model": model_path("aligned"), "probes": PROBES}
+    datasets = [spec["safety_dataset"]] + ([spec["utility_dataset"]] if region == "set_difference" else [])
+    if spec["score_method"] in WEIGHT_SCORES:
+        return {"model": model_path("aligned")}
+    if spec["mode"] == "sequential":
+        inputs = {"model": model_path("aligned")}
+        inputs.update({f"calibration_{name}": calibration_path(name) for name in datasets})
+        return inputs
+    return {f"scores_{name}": score_path(spec["score_method"], name) for name in datasets}
+
+
+def evaluation_settings(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Return the evaluation parameters of one experiment: the shared ones, restricted to its attack variants."""
+    settings = copy.deepcopy(config["evaluation"])
+    settings["variants"] = list(spec["variants"])
+    return settings

@@ -1,13 +1,22 @@
-"""Figures drawn with plotnine from the metrics table only."""
+"""Figures and tables drawn with plotnine from the Parquet tables under results/ only.
+
+Every figure carries a caption that states what was run: score method, selection rule, calibration
+set, number of prompts and items, and the judge. Whiskers are 95% Wilson intervals unless the
+caption says otherwise.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-from plotnine import aes, geom_point, geom_segment, geom_text, ggplot, labs, scale_shape_manual, theme_bw
+import numpy as np
+from plotnine import (
+    aes, element_text, facet_wrap, geom_errorbar, geom_histogram, geom_line, geom_point, geom_segment, geom_text,
+    geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, theme, theme_bw,
+)
 
-from safety_brittleness.experiments import format_fraction
+from safety_brittleness.experiments import PARAMETER_COLUMNS, format_fraction
 from safety_brittleness.provenance import atomic_path
 
 
@@ -56,58 +65,285 @@ def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path:
     return table
 
 
-def _caption(metrics: pd.DataFrame) -> str:
-    """Say what was run: scores, selection rule, calibration set, number of prompts and items."""
-    regions = metrics[metrics["region"] == "set_difference"]
-    asr = metrics[metrics["metric"] == "asr_vanilla"]
-    utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
-    parts = []
-    if not regions.empty and "score_method" in regions:
-        first = regions.iloc[0]
-        parts.append(f"{str(first['score_method']).upper()} scores, {first['selection']}-wise selection, "
-                     f"{first['safety_dataset']} vs {first['utility_dataset']}, {first['mode']}")
-    if not asr.empty:
-        parts.append(f"ASR over {int(asr['n'].max())} prompts")
-    if not utility.empty:
-        parts.append(f"accuracy over {int(utility['n'].max())} items")
-    parts.append("whiskers: 95% Wilson intervals")
+VARIANT_LABELS = {"vanilla": "ASR_Vanilla", "adv_suffix": "ASR_Adv-Suffix", "adv_decoding": "ASR_Adv-Decoding"}
+METHOD_NAMES = {"snip": "SNIP", "wanda": "Wanda", "magnitude": "magnitude", "random": "random"}
+
+
+def _save(figure, png_path: str | Path, pdf_path: str | Path, width: float = 9, height: float = 4.5) -> None:
+    for path in (png_path, pdf_path):
+        with atomic_path(path, suffix=Path(path).suffix) as temporary:
+            figure.save(str(temporary), width=width, height=height, dpi=150, verbose=False)
+
+
+def _style():
+    """Return the shared theme: black and white, with a small left-aligned caption."""
+    return theme_bw() + theme(plot_caption=element_text(size=7, ha="left"))
+
+
+def method_label(row: pd.Series) -> str:
+    """Return the short name that the figures give to the kind of experiment of a metric row."""
+    region = row["region"]
+    if region == "none":
+        return f"{row['model']} model"
+    method = METHOD_NAMES.get(row.get("score_method"), str(row.get("score_method")))
+    sequential = " (sequential)" if row.get("mode") == "sequential" else ""
+    if region == "top":
+        return f"{method} top{sequential}"
+    if region == "bottom":
+        return f"{method} bottom{sequential}"
+    if region == "set_difference":
+        return f"{method} set difference, {row['selection']}-wise{sequential}"
+    if region == "random_baseline":
+        return "random, size of a set difference"
+    if region == "head_probing":
+        return "head probing"
+    return str(region)
+
+
+def experiment_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per (experiment, attack variant): ASR under the paper rule with its interval, utility, sparsity.
+
+    Parameter columns come along; `method` names the kind of experiment.
+    """
+    asr = metrics[metrics["metric"].str.startswith("asr_") & (metrics["aggregation"] == "paper")].copy()
+    asr["variant"] = asr["metric"].str.removeprefix("asr_")
+    columns = ["experiment_id", "variant", "value", "ci_low", "ci_high", "n", "judge"]
+    table = asr[columns].rename(columns={"value": "asr", "ci_low": "asr_low", "ci_high": "asr_high", "n": "prompts"})
+    per_experiment = metrics.drop_duplicates("experiment_id").set_index("experiment_id")
+    parameters = [c for c in PARAMETER_COLUMNS if c in per_experiment.columns]
+    table = table.join(per_experiment[parameters], on="experiment_id")
+    utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")].set_index("experiment_id")
+    table["utility_accuracy"] = table["experiment_id"].map(utility["value"])
+    table["utility_low"] = table["experiment_id"].map(utility["ci_low"])
+    table["utility_high"] = table["experiment_id"].map(utility["ci_high"])
+    table["utility_items"] = table["experiment_id"].map(utility["n"])
+    sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
+    table["actual_sparsity"] = table["experiment_id"].map(sparsity)
+    table["method"] = table.apply(method_label, axis=1) if len(table) else pd.Series(dtype=str)
+    table["attack"] = pd.Categorical(
+        table["variant"].map(VARIANT_LABELS), categories=[VARIANT_LABELS[v] for v in VARIANT_LABELS]
+    )
+    return table.reset_index(drop=True)
+
+
+def pareto_front(table: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """Mark the rows not dominated by another row (another row at least as high in x and y, higher in one)."""
+    values = table[[x, y]].to_numpy(dtype=float)
+    flags = []
+    for point in values:
+        dominated = np.any(np.all(values >= point, axis=1) & np.any(values > point, axis=1))
+        flags.append(not dominated)
+    return pd.Series(flags, index=table.index)
+
+
+def _run_caption(table: pd.DataFrame, extra: list[str]) -> str:
+    judges = ", ".join(sorted(table["judge"].dropna().unique())) or "unknown"
+    parts = list(extra)
+    if not table.empty:
+        parts.append(
+            f"ASR over {int(table['prompts'].max())} prompts ({judges} judge, paper rule); accuracy over "
+            f"{int(table['utility_items'].max())} multiple-choice items; whiskers: 95% Wilson intervals"
+        )
     return "\n".join(parts)
 
 
-def _label(row: pd.Series) -> str:
-    if row["region"] == "none":
-        return f"{row['model']} model"
-    return f"p={format_fraction(row['p'])}, q={format_fraction(row['q'])}"
+def _reference_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["region"] == "none"]
 
 
-def plot_asr_vs_utility(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
-    """Plot ASR_Vanilla against mean utility accuracy: set-difference grid points, base and aligned models."""
-    table = asr_utility_table(metrics)
-    caption = _caption(metrics)
-    judges = metrics.loc[metrics["metric"] == "asr_vanilla", "judge"].dropna().unique()
-    judge = ", ".join(sorted(judges)) or "unknown"
-    table["label"] = table.apply(_label, axis=1)
-    table["kind"] = table["region"].where(table["region"] != "none", table["model"] + " model")
-    table["kind"] = table["kind"].replace({"set_difference": "set difference region"})
-    # Whiskers are 95% Wilson intervals: ASR over the evaluation prompts, accuracy over all items.
-    figure = (
-        ggplot(table, aes("utility_accuracy", "asr_vanilla", shape="kind", color="kind"))
-        + geom_segment(aes(x="utility_accuracy", xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.4)
-        + geom_segment(aes(x="utility_low", xend="utility_high", y="asr_vanilla", yend="asr_vanilla"), alpha=0.4)
-        + geom_point(size=3)
-        + geom_text(aes(label="label"), size=7, nudge_y=0.03, show_legend=False)
-        + scale_shape_manual(values={"base model": "s", "aligned model": "D", "set difference region": "o"})
-        + labs(
-            x="mean utility accuracy (lm-eval, zero-shot)",
-            y=f"ASR_Vanilla ({judge} judge)",
-            color="experiment",
-            shape="experiment",
-            title="Removing the set-difference region: attack success vs utility",
-            caption=caption,
-        )
-        + theme_bw()
+def _describe_settings(rows: pd.DataFrame) -> str:
+    described = []
+    for method, group in rows.groupby("method", sort=True):
+        first = group.iloc[0]
+        data = first["safety_dataset"] if isinstance(first["safety_dataset"], str) else "no data"
+        described.append(f"{method} ({data}, {first['mode']})")
+    return "; ".join(described)
+
+
+def plot_fig2_neurons(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
+    """Plot each ASR against mean accuracy: top removal, set difference (with its Pareto front), random baselines, head probing."""
+    table = experiment_table(metrics)
+    keep = table["region"].isin(["none", "top", "random_baseline", "head_probing"]) | (
+        (table["region"] == "set_difference") & (table["safety_dataset"] == "safety-full")
     )
-    for path in (png_path, pdf_path):
-        suffix = Path(path).suffix
-        with atomic_path(path, suffix=suffix) as temporary:
-            figure.save(str(temporary), width=7, height=5, dpi=150, verbose=False)
+    table = table[keep].copy()
+    table["front"] = False
+    for _, group in table[table["region"] == "set_difference"].groupby(["variant", "method"]):
+        table.loc[group.index, "front"] = pareto_front(group, "utility_accuracy", "asr")
+    front = table[table["front"]].sort_values("utility_accuracy")
+    edited = table[table["region"] != "none"]
+    caption = _run_caption(table, [
+        f"top removal: {', '.join(sorted({f'{m} s={format_fraction(s)}' for m, s in zip(edited.loc[edited.region == 'top', 'method'], edited.loc[edited.region == 'top', 'sparsity'])}))}",
+        f"set difference (safety-full vs utility, one-shot), p, q grid of params.yaml; line: Pareto front per rule",
+        f"head probing: top-k heads by probe accuracy, k in {sorted(edited.loc[edited.region == 'head_probing', 'top_k'].dropna().astype(int).unique().tolist())}",
+    ])
+    figure = (
+        ggplot(table, aes("utility_accuracy", "asr", color="method", shape="method"))
+        + geom_segment(aes(xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.3)
+        + geom_line(aes(group="method"), data=front, linetype="dashed")
+        + geom_point(size=2.5)
+        + facet_wrap("~attack")
+        + labs(x="mean utility accuracy", y="attack success rate", color="experiment", shape="experiment",
+               title="Neuron-level regions: attack success vs utility", caption=caption)
+        + _style()
+        + theme(legend_text=element_text(size=7))
+    )
+    _save(figure, png_path, pdf_path, width=12, height=5)
+    return table
+
+
+def _bottom_curves(table: pd.DataFrame, min_accuracy: float, datasets: tuple[str, ...]) -> pd.DataFrame:
+    """Return the mean and standard deviation over seeds of bottom removal, with the aligned model at sparsity zero."""
+    bottom = table[(table["region"] == "bottom") & (table["safety_dataset"].isin(datasets) | table["safety_dataset"].isna())]
+    bottom = bottom[bottom["utility_accuracy"] > min_accuracy].copy()
+    bottom["safety_data"] = bottom["safety_dataset"].fillna("none")
+    grouped = bottom.groupby(["method", "safety_data", "variant", "attack", "sparsity"], observed=True).agg(
+        actual_sparsity=("actual_sparsity", "mean"), asr=("asr", "mean"), asr_std=("asr", "std"),
+        seeds=("experiment_id", "count"), utility_accuracy=("utility_accuracy", "mean"),
+    ).reset_index()
+    grouped["asr_std"] = grouped["asr_std"].fillna(0.0)
+    aligned = table[(table["experiment_id"] == "aligned")]
+    starts = []
+    for (method, data), _ in grouped.groupby(["method", "safety_data"]):
+        for row in aligned.itertuples():
+            if row.variant in set(grouped["variant"]):
+                starts.append({"method": method, "safety_data": data, "variant": row.variant, "attack": row.attack,
+                               "sparsity": 0.0, "actual_sparsity": 0.0, "asr": row.asr, "asr_std": 0.0, "seeds": 1,
+                               "utility_accuracy": row.utility_accuracy})
+    curves = pd.concat([pd.DataFrame(starts), grouped], ignore_index=True) if starts else grouped
+    curves["attack"] = pd.Categorical(curves["variant"].map(VARIANT_LABELS), categories=list(VARIANT_LABELS.values()))
+    curves["low"] = curves["asr"] - curves["asr_std"]
+    curves["high"] = curves["asr"] + curves["asr_std"]
+    return curves.sort_values(["method", "safety_data", "variant", "actual_sparsity"]).reset_index(drop=True)
+
+
+def plot_fig3_neurons(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path, min_accuracy: float) -> pd.DataFrame:
+    """Plot ASR after removing the least safety-critical weights (bottom by safety-short scores) against actual sparsity."""
+    table = experiment_table(metrics)
+    curves = _bottom_curves(table, min_accuracy, ("safety-short",))
+    curves = curves[curves["variant"].isin(["adv_suffix", "adv_decoding"])]
+    caption = _run_caption(table[table["region"] == "bottom"], [
+        "bottom removal per row by safety-short scores (random: uniform scores, mean and std over seeds); "
+        f"sparsity 0 is the aligned model; only models with accuracy > {min_accuracy}",
+    ])
+    figure = (
+        ggplot(curves, aes("actual_sparsity", "asr", color="method"))
+        + geom_line()
+        + geom_point(size=2)
+        + geom_errorbar(aes(ymin="low", ymax="high"), width=0.01)
+        + facet_wrap("~attack")
+        + labs(x="actual sparsity (share of block linear weights set to zero)", y="attack success rate",
+               color="scores", title="Removing the least safety-critical weights", caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path)
+    return curves
+
+
+def plot_fig7_safety_data(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
+    """Plot set difference from safety-full vs safety-short scores: ASR against accuracy at the same (p, q)."""
+    table = experiment_table(metrics)
+    table = table[table["region"] == "set_difference"].copy()
+    table["label"] = [f"p={format_fraction(p)}, q={format_fraction(q)}" for p, q in zip(table["p"], table["q"])]
+    table["rule"] = table["selection"] + "-wise, " + table["mode"]
+    caption = _run_caption(table, ["set difference of the same p, q from safety-full or safety-short safety scores"])
+    figure = (
+        ggplot(table, aes("utility_accuracy", "asr", color="safety_dataset", shape="rule"))
+        + geom_segment(aes(xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.3)
+        + geom_point(size=2.5)
+        + geom_text(aes(label="label"), size=6, nudge_y=0.04, show_legend=False)
+        + facet_wrap("~attack")
+        + labs(x="mean utility accuracy", y="attack success rate", color="safety data", shape="selection",
+               title="Set difference: safety-full vs safety-short scores", caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path, width=12, height=5)
+    return table
+
+
+def plot_fig8_safety_data_bottom(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path, min_accuracy: float) -> pd.DataFrame:
+    """Plot ASR after removing the least safety-critical weights by safety-full or safety-short scores, against actual sparsity."""
+    table = experiment_table(metrics)
+    curves = _bottom_curves(table, min_accuracy, ("safety-full", "safety-short"))
+    curves = curves[(curves["safety_data"] != "none")]
+    caption = _run_caption(table[table["region"] == "bottom"], [
+        f"bottom removal per row; sparsity 0 is the aligned model; only models with accuracy > {min_accuracy}",
+    ])
+    figure = (
+        ggplot(curves, aes("actual_sparsity", "asr", color="safety_data", linetype="method"))
+        + geom_line()
+        + geom_point(size=2)
+        + facet_wrap("~attack")
+        + labs(x="actual sparsity", y="attack success rate", color="safety data", linetype="scores",
+               title="Least safety-critical removal: safety-full vs safety-short scores", caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path)
+    return curves
+
+
+def plot_fig4_jaccard(overlaps: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
+    """Plot a heat map of the Jaccard index of top safety and top utility weights, per block and module."""
+    first = overlaps.iloc[0]
+    caption = (
+        f"top {100 * first['fraction']:g}% by {METHOD_NAMES.get(first['score_method'], first['score_method'])} "
+        f"score, {first['selection']}-wise, {first['safety_dataset']} vs {first['utility_dataset']}; "
+        f"mean {overlaps['jaccard'].mean():.3f}"
+    )
+    order = list(dict.fromkeys(overlaps.sort_values("layer")["module"]))
+    overlaps = overlaps.assign(module=pd.Categorical(overlaps["module"], categories=order))
+    figure = (
+        ggplot(overlaps, aes("block", "module", fill="jaccard"))
+        + geom_tile()
+        + scale_fill_gradient(low="#f7fbff", high="#08306b", limits=(0, 1))
+        + labs(x="block", y="module", fill="Jaccard", title="Overlap of safety- and utility-critical weights",
+               caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path)
+
+
+def plot_fig9_probing(probes: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
+    """Plot a histogram of the held-out accuracy of the per-head probes."""
+    first = probes.iloc[0]
+    caption = (
+        f"{len(probes)} heads, a logistic-regression probe each on last-token head outputs\n"
+        f"{int(first['n_train'])} training and {int(first['n_test'])} held-out prompts, half of them harmful\n"
+        f"median accuracy {probes['accuracy'].median():.3f}, dashed line: chance"
+    )
+    figure = (
+        ggplot(probes, aes("accuracy"))
+        + geom_histogram(binwidth=0.02, fill="#4c72b0", color="white")
+        + geom_vline(xintercept=0.5, linetype="dashed")
+        + labs(x="probe accuracy on held-out prompts", y="heads", title="Attention-head probes: harmful vs harmless",
+               caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path, width=7, height=4.5)
+
+
+def write_table6(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
+    """Write the best (p, q) rows: set-difference points on the Pareto front of ASR_Vanilla and accuracy, per rule.
+
+    Columns: the rule, p, q, actual sparsity, each evaluated ASR (paper rule) and mean accuracy.
+    The aligned model comes first for reference.
+    """
+    table = experiment_table(metrics)
+    wide = table.pivot_table(index="experiment_id", columns="variant", values="asr").add_prefix("asr_")
+    per_experiment = table.drop_duplicates("experiment_id").set_index("experiment_id")
+    columns = ["score_method", "selection", "safety_dataset", "mode", "p", "q", "actual_sparsity", "utility_accuracy"]
+    wide = wide.join(per_experiment[columns + ["region"]])
+    asr_columns = [f"asr_{v}" for v in VARIANT_LABELS if f"asr_{v}" in wide.columns]
+    rows = [wide.loc[["aligned"]]] if "aligned" in wide.index else []
+    selected = wide[wide["region"] == "set_difference"].dropna(subset=["asr_vanilla"])
+    for _, group in selected.groupby(["score_method", "selection", "safety_dataset", "mode"], sort=True):
+        front = group[pareto_front(group, "utility_accuracy", "asr_vanilla")]
+        rows.append(front.sort_values("asr_vanilla", ascending=False))
+    result = pd.concat(rows).reset_index()[["experiment_id"] + columns + asr_columns]
+    for column in ("score_method", "selection", "safety_dataset", "mode"):
+        result[column] = result[column].astype(object).where(result[column].notna(), "")
+    with atomic_path(csv_path, suffix=".csv") as temporary:
+        result.to_csv(temporary, index=False)
+    with atomic_path(markdown_path, suffix=".md") as temporary:
+        temporary.write_text(result.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
+    return result

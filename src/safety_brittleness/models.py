@@ -164,6 +164,17 @@ def block_linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
     return found
 
 
+def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """Return the module name of the decoder block list and the list itself."""
+    layers = _decoder_layers(model)
+    return _module_name(model, layers), layers
+
+
+def block_index(name: str, prefix: str) -> int:
+    """Return the block number in a block linear layer name such as 'model.layers.3.mlp.up_proj'."""
+    return int(name[len(prefix) + 1:].split(".", 1)[0])
+
+
 def _decoder_layers(model: nn.Module) -> nn.ModuleList:
     candidates = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
     if not candidates:

@@ -22,7 +22,7 @@ rule evaluate_experiment:
         unpack(experiment_inputs),
     params:
         experiment=lambda wc: EXPERIMENTS[wc.experiment],
-        settings=config["evaluation"],
+        settings=lambda wc: evaluation_settings(config, EXPERIMENTS[wc.experiment]),
         safety_system_prompt=config["safety_system_prompt"],
         runtime=runtime(),
     wildcard_constraints:

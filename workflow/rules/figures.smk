@@ -1,12 +1,96 @@
+def figure_rule_outputs(name):
+    """PNG (in the HTML report, with its caption file) and PDF of one figure."""
+    return {
+        "png": report(f"results/figures/{name}.png", caption=f"../report/{name}.rst", category="Neuron-level study"),
+        "pdf": f"results/figures/{name}.pdf",
+    }
+
+
 rule plot_fig2_neurons:
     output:
-        png="results/figures/fig2_neurons.png",
-        pdf="results/figures/fig2_neurons.pdf",
+        **figure_rule_outputs("fig2_neurons"),
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
     log:
         "logs/plot_fig2_neurons.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig3_neurons:
+    output:
+        **figure_rule_outputs("fig3_neurons"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    params:
+        settings=config["figures"],
+    log:
+        "logs/plot_fig3_neurons.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig7_safety_data:
+    output:
+        **figure_rule_outputs("fig7_safety_data"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/plot_fig7_safety_data.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig8_safety_data_bottom:
+    output:
+        **figure_rule_outputs("fig8_safety_data_bottom"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    params:
+        settings=config["figures"],
+    log:
+        "logs/plot_fig8_safety_data_bottom.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig4_jaccard:
+    output:
+        **figure_rule_outputs("fig4_jaccard"),
+    input:
+        code=code("figures"),
+        overlaps=OVERLAPS,
+    log:
+        "logs/plot_fig4_jaccard.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig9_probing:
+    output:
+        **figure_rule_outputs("fig9_probing"),
+    input:
+        code=code("figures"),
+        probes=PROBES,
+    log:
+        "logs/plot_fig9_probing.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule write_table6:
+    output:
+        csv=report("results/tables/table6.csv", caption="../report/table6.rst", category="Neuron-level study"),
+        markdown="results/tables/table6.md",
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/write_table6.log",
     script:
         "../scripts/run_step.py"
 

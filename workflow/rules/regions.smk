@@ -1,25 +1,50 @@
-def set_difference_experiment(wildcards):
-    """The registry entry whose region file this job writes."""
-    target = f"results/regions/set_difference/{wildcards.folder}/p{wildcards.p}-q{wildcards.q}.safetensors"
-    for spec in EXPERIMENTS.values():
-        if spec["region_path"] == target:
-            return spec
-    raise ValueError(f"no set-difference experiment in params.yaml writes {target}")
-
-
-rule extract_set_difference:
+rule extract_region:
     output:
-        region="results/regions/set_difference/{folder}/p{p}-q{q}.safetensors",
+        region="results/regions/{experiment}.safetensors",
+    input:
+        unpack(lambda wc: {"code": code("regions"), **region_inputs(EXPERIMENTS[wc.experiment], EXPERIMENTS)}),
+    params:
+        experiment=lambda wc: EXPERIMENTS[wc.experiment],
+        scoring=config["scoring"],
+        runtime=runtime(),
+    wildcard_constraints:
+        experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region_path"]) or "^$",
+    threads: workflow.cores
+    log:
+        "logs/extract_region/{experiment}.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule probe_heads:
+    output:
+        probes=PROBES,
     input:
         code=code("regions"),
-        safety_scores=lambda wc: score_path(set_difference_experiment(wc)["score_method"], set_difference_experiment(wc)["safety_dataset"]),
-        utility_scores=lambda wc: score_path(set_difference_experiment(wc)["score_method"], set_difference_experiment(wc)["utility_dataset"]),
+        model=model_path("aligned"),
+        harmful="results/data/harmful_prompts.parquet",
+        benign="results/data/benign_prompts.parquet",
     params:
-        experiment=set_difference_experiment,
-    wildcard_constraints:
-        p=r"[0-9.e-]+",
-        q=r"[0-9.e-]+",
+        settings=config["regions"]["head_probing"],
+        scoring=config["scoring"],
+        runtime=runtime(),
+    threads: workflow.cores
     log:
-        "logs/extract_set_difference/{folder}/p{p}-q{q}.log",
+        "logs/probe_heads.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule compute_overlap:
+    output:
+        overlaps=OVERLAPS,
+    input:
+        code=code("regions"),
+        safety_scores=score_path(config["regions"]["overlap"]["score_method"], config["regions"]["overlap"]["safety_dataset"]),
+        utility_scores=score_path(config["regions"]["overlap"]["score_method"], config["regions"]["overlap"]["utility_dataset"]),
+    params:
+        settings=config["regions"]["overlap"],
+    log:
+        "logs/compute_overlap.log",
     script:
         "../scripts/run_step.py"

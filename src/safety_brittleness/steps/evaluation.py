@@ -8,6 +8,7 @@ import pandas as pd
 
 from safety_brittleness import evaluation, models, regions
 from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.experiments import PARAMETER_COLUMNS
 from safety_brittleness.generation import chat_prompt
 from safety_brittleness.judges import build_judge
 from safety_brittleness.provenance import write_parquet
@@ -31,7 +32,7 @@ def evaluate_experiment(context: StepContext) -> None:
     system_prompt = context.params["safety_system_prompt"]
 
     harmful = pd.read_parquet(context.input["harmful"])
-    evaluation_prompts = harmful[harmful["split"] == "evaluation"].reset_index(drop=True)
+    evaluation_prompts = harmful[harmful["split"] == "evaluation"].head(settings["prompts"]).reset_index(drop=True)
     attack = evaluation.attack_settings(settings, system_prompt, context.seed)
     generations, rows = evaluation.evaluate_attacks(
         model, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
@@ -57,9 +58,8 @@ def evaluate_experiment(context: StepContext) -> None:
     )
     metrics["experiment_id"] = experiment_id
     metrics = metrics.reindex(columns=METRIC_COLUMNS)
-    for column, value in spec.items():
-        if column != "region_path":
-            metrics[column] = value
+    for column in PARAMETER_COLUMNS:
+        metrics[column] = spec[column]
     metrics["seed"] = context.seed
     record = context.provenance(seed=context.seed, experiment_id=experiment_id)
     write_parquet(metrics, context.output["metrics"], record)

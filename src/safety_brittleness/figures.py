@@ -13,7 +13,7 @@ import pandas as pd
 import numpy as np
 from plotnine import (
     aes, element_text, facet_wrap, geom_errorbar, geom_histogram, geom_line, geom_point, geom_segment, geom_text,
-    geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, theme, theme_bw,
+    geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, scale_x_continuous, theme, theme_bw,
 )
 
 from safety_brittleness.experiments import PARAMETER_COLUMNS, format_fraction
@@ -244,14 +244,22 @@ def plot_fig7_safety_data(metrics: pd.DataFrame, png_path: str | Path, pdf_path:
     """Plot set difference from safety-full vs safety-short scores: ASR against accuracy at the same (p, q)."""
     table = experiment_table(metrics)
     table = table[table["region"] == "set_difference"].copy()
+    table["pair"] = [f"{a}|{b}|{c}|{format_fraction(p)}|{format_fraction(q)}" for a, b, c, p, q in zip(
+        table["score_method"], table["selection"], table["mode"], table["p"], table["q"])]
+    # Keep the (p, q) points computed from both safety data sets, and join each pair with a line.
+    datasets = table.groupby("pair")["safety_dataset"].nunique()
+    table = table[table["pair"].map(datasets) == 2]
     table["label"] = [f"p={format_fraction(p)}, q={format_fraction(q)}" for p, q in zip(table["p"], table["q"])]
     table["rule"] = table["selection"] + "-wise, " + table["mode"]
-    caption = _run_caption(table, ["set difference of the same p, q from safety-full or safety-short safety scores"])
+    labels = table[table["safety_dataset"] == "safety-short"]
+    caption = _run_caption(table, ["set difference of the same p, q from safety-full or safety-short safety scores; lines join each pair"])
     figure = (
         ggplot(table, aes("utility_accuracy", "asr", color="safety_dataset", shape="rule"))
         + geom_segment(aes(xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.3)
+        + geom_line(aes(group="pair"), color="grey", linetype="dotted")
         + geom_point(size=2.5)
-        + geom_text(aes(label="label"), size=6, nudge_y=0.04, show_legend=False)
+        + geom_text(aes(label="label"), data=labels, size=6, nudge_y=0.04, color="black", show_legend=False)
+        + scale_x_continuous(expand=(0.2, 0))
         + facet_wrap("~attack")
         + labs(x="mean utility accuracy", y="attack success rate", color="safety data", shape="selection",
                title="Set difference: safety-full vs safety-short scores", caption=caption)
@@ -345,5 +353,6 @@ def write_table6(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str
     with atomic_path(csv_path, suffix=".csv") as temporary:
         result.to_csv(temporary, index=False)
     with atomic_path(markdown_path, suffix=".md") as temporary:
-        temporary.write_text(result.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
+        shown = result.astype(object).where(result.notna(), None)
+        temporary.write_text(shown.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from safety_brittleness.cli import main
 from safety_brittleness.provenance import build_provenance, write_parquet
 
@@ -46,3 +48,19 @@ def test_validate_broken_yaml(tmp_path, capsys):
     path.write_text("regions:\n  set_difference:\n    points: [[0.1, 0.2]\n")
     assert main(["validate", "--configfile", str(path)]) == 2
     assert "is not valid YAML" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = [str(ROOT / "params.yaml"), "--schema", str(ROOT / "workflow/schemas/params.schema.yaml")]
+
+
+def test_validate_counts_experiments(capsys):
+    assert main(["validate", *DEFAULTS]) == 0
+    assert "parameters are valid: 29 experiments" in capsys.readouterr().out
+
+
+def test_validate_repeated_grid_value(tmp_path, capsys):
+    path = tmp_path / "repeat.yaml"
+    path.write_text("regions:\n  top:\n    - {score_method: snip, sparsities: [0.01]}\n    - {score_method: snip, sparsities: [0.01]}\n")
+    assert main(["validate", *DEFAULTS, "--configfile", str(path)]) == 1
+    assert "appears twice under regions" in capsys.readouterr().err

@@ -132,3 +132,12 @@ def test_grid_table_has_one_row_per_experiment(tmp_path):
     assert "asr_adv_suffix" in table.columns
     assert "asr_adv_suffix_reference_code" in table.columns
     assert "asr_adv_decoding" not in table.columns
+
+
+def test_grid_table_keeps_experiments_without_vanilla(tmp_path):
+    metrics = synthetic_metrics()
+    metrics = metrics[~((metrics["experiment_id"] == "bottom-short") & (metrics["metric"] == "asr_vanilla"))]
+    table = write_grid_table(metrics, tmp_path / "grid.csv", tmp_path / "grid.md").set_index("experiment_id")
+    assert len(table) == len(EXPERIMENTS)
+    assert pd.isna(table.loc["bottom-short", "asr_vanilla"])
+    assert table.loc["bottom-short", "asr_adv_suffix"] == 0.005

@@ -64,13 +64,16 @@ def command_validate(arguments: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from safety_brittleness.experiments import RegistryError, build_registry
+
     try:
         validate_params(config, load_schema(arguments.schema))
         check_sources(config)
-    except ParameterError as error:
+        experiments = build_registry(config)
+    except (ParameterError, RegistryError) as error:
         print(error, file=sys.stderr)
         return 1
-    print("parameters are valid")
+    print(f"parameters are valid: {len(experiments)} experiments")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Every figure carries a caption that states what was run: score method, selection rule, calibration
 set, number of prompts and items, and the judge. Whiskers are 95% Wilson intervals unless the
-caption says otherwise.
+caption states otherwise.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from safety_brittleness.provenance import atomic_path
 
 
 def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per experiment: ASR_Vanilla (paper rule) and mean utility accuracy, with intervals."""
-    asr = metrics[(metrics["metric"] == "asr_vanilla") & (metrics["aggregation"] == "paper")]
+    """Return one row per experiment: ASR_Vanilla (paper rule) and mean utility accuracy, with intervals.
+
+    Every experiment has a row. ASR_Vanilla is empty for experiments that did not evaluate it.
+    """
+    asr = metrics[(metrics["metric"] == "asr_vanilla") & (metrics["aggregation"] == "paper")].set_index("experiment_id")
     utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
-    sparsity = metrics[metrics["metric"] == "actual_sparsity"][["experiment_id", "value"]]
+    sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     keep = ["experiment_id", "model", "region", "p", "q", "value", "ci_low", "ci_high"]
-    table = asr[keep].rename(columns={"value": "asr_vanilla", "ci_low": "asr_low", "ci_high": "asr_high"})
-    table = table.merge(
-        utility[["experiment_id", "value", "ci_low", "ci_high"]].rename(
-            columns={"value": "utility_accuracy", "ci_low": "utility_low", "ci_high": "utility_high"}
-        ),
-        on="experiment_id",
-    )
-    table = table.merge(sparsity.rename(columns={"value": "actual_sparsity"}), on="experiment_id")
+    table = utility[keep].rename(columns={"value": "utility_accuracy", "ci_low": "utility_low", "ci_high": "utility_high"})
+    table["asr_vanilla"] = table["experiment_id"].map(asr["value"])
+    table["asr_low"] = table["experiment_id"].map(asr["ci_low"])
+    table["asr_high"] = table["experiment_id"].map(asr["ci_high"])
+    table["actual_sparsity"] = table["experiment_id"].map(sparsity)
     # Base model first, then the aligned model, then edited models by p and q.
     table["order"] = table["region"].ne("none") * 2 + table["model"].eq("aligned") * table["region"].eq("none")
     table = table.sort_values(["order", "p", "q", "experiment_id"], kind="stable", na_position="first")
@@ -353,6 +353,6 @@ def write_table6(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str
     with atomic_path(csv_path, suffix=".csv") as temporary:
         result.to_csv(temporary, index=False)
     with atomic_path(markdown_path, suffix=".md") as temporary:
-        shown = result.astype(object).where(result.notna(), None)
-        temporary.write_text(shown.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
+        printable = result.astype(object).where(result.notna(), None)
+        temporary.write_text(printable.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
     return result

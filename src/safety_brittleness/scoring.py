@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from safety_brittleness.activations import for_each_response_input
 from safety_brittleness.alignment import TrainingExample, tokenize_example
 from safety_brittleness.models import block_linear_layers, decoder_blocks
 
@@ -66,27 +67,12 @@ def wanda_scores(model, tokenizer, examples: list[TrainingExample], max_length: 
     sample collects the inputs of all layers through forward hooks.
     """
     layers = block_linear_layers(model)
-    device = next(model.parameters()).device
-    squares = {name: torch.zeros(layer.in_features, dtype=torch.float64, device=device) for name, layer in layers.items()}
-    selected: dict[str, torch.Tensor] = {}
+    squares = {name: torch.zeros(layer.in_features, dtype=torch.float64, device=layer.weight.device) for name, layer in layers.items()}
 
-    def accumulate(name: str):
-        def hook(module, inputs, output):
-            features = inputs[0][0][selected["positions"]]
-            squares[name] += features.double().pow(2).sum(dim=0)
-        return hook
+    def accumulate(name: str, features: torch.Tensor) -> None:
+        squares[name] += features.double().pow(2).sum(dim=0)
 
-    handles = [layer.register_forward_hook(accumulate(name)) for name, layer in layers.items()]
-    try:
-        for example in tqdm(examples, desc="Wanda", unit="sample", mininterval=2.0):
-            input_ids, labels = tokenize_example(tokenizer, example, max_length)
-            selected["positions"] = torch.tensor([label != -100 for label in labels], device=device)
-            if not bool(selected["positions"].any()):
-                continue
-            model(input_ids=torch.tensor([input_ids], device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
+    for_each_response_input(model, tokenizer, examples, max_length, layers, accumulate, "Wanda")
     return _wanda_from_squares(layers, squares)
 
 

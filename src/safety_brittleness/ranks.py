@@ -1,0 +1,85 @@
+"""Rank-level regions (ActSVD): output bases of block linear layers from input Gram matrices.
+
+For a layer with weight W (d_out x d_in) and calibration inputs X (tokens x d_in), ActSVD takes the
+top left singular vectors U of the output activations W X^T. They are the eigenvectors of
+W (X^T X) W^T, so the d_in x d_in Gram matrix X^T X, summed over the response tokens of the
+calibration set, replaces the stored activations: memory no longer grows with the number of tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from safety_brittleness.activations import for_each_response_input
+from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.models import block_linear_layers
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
+    """Return X^T X (float64) of every block linear layer's inputs over the response tokens of `examples`.
+
+    Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
+    input (q, k and v projections; gate and up projections) get equal matrices.
+    """
+    layers = block_linear_layers(model)
+    grams = {
+        name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
+        for name, layer in layers.items()
+    }
+
+    def accumulate(name: str, features: torch.Tensor) -> None:
+        features = features.double()
+        grams[name] += features.T @ features
+
+    for_each_response_input(model, tokenizer, examples, max_length, layers, accumulate, "ActSVD Gram")
+    return grams
+
+
+def output_basis(weight: torch.Tensor, gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the singular values and left singular vectors of W X^T, from W and X^T X.
+
+    The columns of U (d_out x R, R = min(d_out, d_in)) are sorted by decreasing singular value.
+    """
+    weight = weight.double()
+    product = weight @ gram.to(weight.device) @ weight.T
+    eigenvalues, eigenvectors = torch.linalg.eigh((product + product.T) / 2)
+    order = torch.argsort(eigenvalues, descending=True)[: min(weight.shape)]
+    return eigenvalues[order].clamp_min(0).sqrt(), eigenvectors[:, order]
+
+
+def remove_top_ranks(weight: torch.Tensor, basis: torch.Tensor, rank: int) -> torch.Tensor:
+    """Return W - U_r U_r^T W: the weight without its top-r output directions."""
+    top = basis[:, :rank].to(weight.dtype)
+    return weight - top @ (top.T @ weight)
+
+
+def keep_top_ranks(weight: torch.Tensor, basis: torch.Tensor, rank: int) -> torch.Tensor:
+    """Return U_k U_k^T W: the weight restricted to its top-k output directions."""
+    top = basis[:, :rank].to(weight.dtype)
+    return top @ (top.T @ weight)
+
+
+def orthogonal_projection_delta(
+    weight: torch.Tensor, utility_basis: torch.Tensor, safety_basis: torch.Tensor, r_u: int, r_s: int,
+) -> torch.Tensor:
+    """Return dW = (I - P_u) P_s W, the part of W that is safety-critical but not utility-critical.
+
+    P_u projects on the top R - r_u utility directions and P_s on the top R - r_s safety
+    directions, with R = min(d_out, d_in). The edited weight is W - dW, and
+    rank(dW) <= min(d_out - R + r_u, R - r_s), which is min(r_u, R - r_s) when d_out <= d_in.
+    """
+    full = min(weight.shape)
+    utility = utility_basis[:, : full - r_u].to(weight.dtype)
+    safety = safety_basis[:, : full - r_s].to(weight.dtype)
+    projected = safety @ (safety.T @ weight)
+    return projected - utility @ (utility.T @ projected)
+
+
+def subspace_similarity(first: torch.Tensor, second: torch.Tensor, rank: int) -> float:
+    """Return ||U_1^T U_2||_F^2 / rank for the top-`rank` columns of two orthonormal bases (1: same subspace)."""
+    overlap = first[:, :rank].T @ second[:, :rank]
+    return float(overlap.pow(2).sum() / rank)

@@ -1,0 +1,83 @@
+"""ActSVD from Gram matrices: equal to the SVD of stacked activations, and the rank edits."""
+
+from __future__ import annotations
+
+import torch
+
+from safety_brittleness.alignment import tokenize_example
+from safety_brittleness.models import block_linear_layers
+from safety_brittleness.ranks import (
+    input_grams, keep_top_ranks, orthogonal_projection_delta, output_basis, remove_top_ranks, subspace_similarity,
+)
+from test_scoring import make_examples
+
+
+def stacked_inputs(model, tokenizer, examples, max_length):
+    """Reference: store every response-token input of every layer, then stack them."""
+    layers = block_linear_layers(model)
+    stored = {name: [] for name in layers}
+    current = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            stored[name].append(inputs[0][0][current["positions"]].double())
+        return hook
+
+    handles = [layer.register_forward_hook(record(name)) for name, layer in layers.items()]
+    with torch.no_grad():
+        for example in examples:
+            input_ids, labels = tokenize_example(tokenizer, example, max_length)
+            current["positions"] = torch.tensor([label != -100 for label in labels])
+            model(input_ids=torch.tensor([input_ids]))
+    for handle in handles:
+        handle.remove()
+    return {name: torch.cat(parts) for name, parts in stored.items()}
+
+
+def principal_angle_cosines(first, second):
+    return torch.linalg.svdvals(first.T @ second)
+
+
+def test_gram_basis_equals_svd_of_activations(tiny_llama, character_tokenizer):
+    examples = make_examples()
+    grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
+    inputs = stacked_inputs(tiny_llama, character_tokenizer, examples, 64)
+    for name, layer in block_linear_layers(tiny_llama).items():
+        weight = layer.weight.detach().double()
+        values, basis = output_basis(weight, grams[name])
+        left, singular, _ = torch.linalg.svd(weight @ inputs[name].T, full_matrices=False)
+        torch.testing.assert_close(values[:5], singular[:5], rtol=1e-6, atol=1e-9)
+        # Top-4 subspaces coincide: every principal angle is 0, its cosine 1.
+        cosines = principal_angle_cosines(basis[:, :4], left[:, :4])
+        torch.testing.assert_close(cosines, torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-8)
+
+
+def test_rank_edits_match_a_direct_implementation():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    activations = torch.randn(50, 4, generator=generator, dtype=torch.float64)
+    _, basis = output_basis(weight, activations.T @ activations)
+    left = torch.linalg.svd(weight @ activations.T, full_matrices=False)[0][:, :4]   # W X^T has rank 4
+    signs = torch.sign((basis * left).sum(dim=0))
+    torch.testing.assert_close(basis * signs, left, rtol=0, atol=1e-8)
+
+    top = left[:, :1]
+    torch.testing.assert_close(remove_top_ranks(weight, basis, 1), weight - top @ top.T @ weight)
+    kept = left[:, :3]
+    torch.testing.assert_close(keep_top_ranks(weight, basis, 3), kept @ kept.T @ weight)
+
+    other = torch.randn(50, 4, generator=generator, dtype=torch.float64) * torch.tensor([5.0, 1.0, 0.2, 0.1], dtype=torch.float64)
+    _, utility_basis = output_basis(weight, other.T @ other)
+    p_u = utility_basis[:, :3] @ utility_basis[:, :3].T   # R = 4, r_u = 1
+    p_s = basis[:, :2] @ basis[:, :2].T                   # r_s = 2
+    expected = (torch.eye(6, dtype=torch.float64) - p_u) @ p_s @ weight
+    delta = orthogonal_projection_delta(weight, utility_basis, basis, r_u=1, r_s=2)
+    torch.testing.assert_close(delta, expected)
+    # rank(dW) <= min(d_out - R + r_u, R - r_s): min(3, 2) here, and min(r_u, R - r_s) when d_out = R.
+    assert torch.linalg.matrix_rank(delta) <= 2
+
+
+def test_subspace_similarity_bounds():
+    basis = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(1)))[0]
+    assert abs(subspace_similarity(basis, basis, 3) - 1.0) < 1e-6
+    assert abs(subspace_similarity(basis[:, :3], basis[:, 3:6], 3)) < 1e-6

@@ -23,7 +23,7 @@ def for_each_response_input(
 ) -> None:
     """Run each example once and call consume(layer name, inputs) for every layer in `layers`.
 
-    `inputs` holds the layer's input features at the response-token positions of one example
+    `inputs` contains the layer's input features at the response-token positions of one example
     (positions whose label is not masked), one row per token. Examples without response tokens
     are skipped.
     """

@@ -1,0 +1,103 @@
+"""Compare ActSVD from input Gram matrices with the SVD of stored activations: memory, time, subspaces.
+
+Run from the repository root after the workflow has produced the aligned model and the calibration sets:
+
+    .venv/bin/python benchmarks/actsvd_memory.py [--samples 128] [--rank 64]
+
+Each method runs in its own process, so the peak resident memory of one does not hide the other.
+Prints a Markdown table: wall time, peak RSS, the bytes the method keeps per calibration set, and
+the smallest cosine of the principal angles between the two top-`rank` bases over all layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import torch
+
+from safety_brittleness import models
+from safety_brittleness.activations import for_each_response_input
+from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.generation import chat_prompt
+from safety_brittleness.ranks import input_grams, output_basis
+
+
+def load(arguments):
+    model, tokenizer = models.load_model(arguments.model, torch.device("cpu"), torch.float32)
+    frame = pd.read_parquet(arguments.calibration).head(arguments.samples)
+    examples = [
+        TrainingExample(chat_prompt(tokenizer, row.prompt, None), row.response, bool(row.ends_turn))
+        for row in frame.itertuples()
+    ]
+    return model, tokenizer, examples
+
+
+def run_method(arguments) -> None:
+    """Compute the top-`rank` output bases of every layer with one method; write them and the stats."""
+    model, tokenizer, examples = load(arguments)
+    layers = models.block_linear_layers(model)
+    start = time.perf_counter()
+    if arguments.method == "gram":
+        grams = input_grams(model, tokenizer, examples, arguments.max_length)
+        kept = sum(gram.numel() * gram.element_size() for gram in grams.values())
+        bases = {name: output_basis(layer.weight.detach(), grams[name])[1][:, :arguments.rank].float()
+                 for name, layer in layers.items()}
+    else:
+        stored: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+        for_each_response_input(model, tokenizer, examples, arguments.max_length, layers,
+                                 lambda name, features: stored[name].append(features.clone()), "stored activations")
+        kept = sum(part.numel() * part.element_size() for parts in stored.values() for part in parts)
+        bases = {}
+        for name, layer in layers.items():
+            outputs = layer.weight.detach().double() @ torch.cat(stored[name]).double().T
+            bases[name] = torch.linalg.svd(outputs, full_matrices=False)[0][:, :arguments.rank].float()
+    seconds = time.perf_counter() - start
+    torch.save(bases, arguments.output)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"method": arguments.method, "seconds": seconds, "peak_rss_mib": peak, "kept_mib": kept / 2**20}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="results/models/aligned")
+    parser.add_argument("--calibration", default="results/calibration/safety-full.parquet")
+    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--rank", type=int, default=64, help="columns of each basis to compare")
+    parser.add_argument("--max-length", dest="max_length", type=int, default=192)
+    parser.add_argument("--method", choices=["gram", "stored"], help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.method:
+        run_method(arguments)
+        return
+
+    results = {}
+    for method in ("gram", "stored"):
+        output = f"/tmp/actsvd_{method}.pt"
+        command = [sys.executable, __file__, "--method", method, "--output", output,
+                   "--model", arguments.model, "--calibration", arguments.calibration,
+                   "--samples", str(arguments.samples), "--rank", str(arguments.rank),
+                   "--max-length", str(arguments.max_length)]
+        finished = subprocess.run(command, capture_output=True, text=True, check=True)
+        results[method] = json.loads(finished.stdout.strip().splitlines()[-1])
+        results[method]["bases"] = torch.load(output)
+    cosines = [
+        float(torch.linalg.svdvals(results["gram"]["bases"][name].double().T @ results["stored"]["bases"][name].double()).min())
+        for name in results["gram"]["bases"]
+    ]
+    print("| method | seconds | peak RSS (MiB) | kept per calibration set (MiB) |")
+    print("|---|---|---|---|")
+    for method in ("gram", "stored"):
+        row = results[method]
+        print(f"| {method} | {row['seconds']:.1f} | {row['peak_rss_mib']:.0f} | {row['kept_mib']:.1f} |")
+    print(f"smallest principal-angle cosine between the top-{arguments.rank} bases over {len(cosines)} layers: {min(cosines):.6f}")
+
+
+if __name__ == "__main__":
+    main()

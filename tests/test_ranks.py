@@ -7,7 +7,8 @@ import torch
 from safety_brittleness.alignment import tokenize_example
 from safety_brittleness.models import block_linear_layers
 from safety_brittleness.ranks import (
-    input_grams, keep_top_ranks, orthogonal_projection_delta, output_basis, remove_top_ranks, subspace_similarity,
+    input_grams, keep_top_ranks, load_grams, orthogonal_projection_delta, output_basis, remove_top_ranks, save_grams,
+    subspace_similarity,
 )
 from test_scoring import make_examples
 
@@ -81,3 +82,26 @@ def test_subspace_similarity_bounds():
     basis = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(1)))[0]
     assert abs(subspace_similarity(basis, basis, 3) - 1.0) < 1e-6
     assert abs(subspace_similarity(basis[:, :3], basis[:, 3:6], 3)) < 1e-6
+
+
+def test_layers_reading_one_input_share_a_gram(tiny_llama, character_tokenizer, tmp_path):
+    examples = make_examples()
+    grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
+    prefix = "model.layers.0."
+    assert grams[prefix + "self_attn.q_proj"] is grams[prefix + "self_attn.v_proj"]
+    assert grams[prefix + "mlp.gate_proj"] is grams[prefix + "mlp.up_proj"]
+    assert grams[prefix + "self_attn.o_proj"] is not grams[prefix + "self_attn.q_proj"]
+    inputs = stacked_inputs(tiny_llama, character_tokenizer, examples, 64)
+    for name, gram in grams.items():
+        torch.testing.assert_close(gram, inputs[name].T @ inputs[name], rtol=1e-9, atol=1e-9)
+
+    path = tmp_path / "grams.safetensors"
+    save_grams(grams, path, {"rule": "test"})
+    loaded = load_grams(path)
+    assert loaded.keys() == grams.keys()
+    for name in grams:
+        assert torch.equal(loaded[name], grams[name])
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        assert len(list(handle.keys())) == 2 * 4   # per block: attention input, o_proj input, MLP input, down_proj input

@@ -12,31 +12,94 @@ import logging
 
 import torch
 from safety_brittleness.activations import for_each_response_input
-from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.alignment import TrainingExample, tokenize_example
 from safety_brittleness.models import block_linear_layers
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
-    """Return X^T X (float64) of every block linear layer's inputs over the response tokens of `examples`.
+def shared_inputs(model, tokenizer, example: TrainingExample, max_length: int) -> dict[str, str]:
+    """Map every block linear layer to the first layer that reads the very same input tensor.
 
-    Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
-    input (q, k and v projections; gate and up projections) get equal matrices.
+    In a Llama block the q, k and v projections read one tensor, and so do the gate and up
+    projections: their Gram matrices are equal, so only the first of each group is computed.
     """
     layers = block_linear_layers(model)
+    device = next(model.parameters()).device
+    # The tensors themselves are kept, so no freed tensor's memory is reused by a later input.
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(name: str):
+        def hook(module, inputs, output):
+            seen[name] = inputs[0]
+        return hook
+
+    handles = [layer.register_forward_hook(record(name)) for name, layer in layers.items()]
+    try:
+        input_ids, _ = tokenize_example(tokenizer, example, max_length)
+        model(input_ids=torch.tensor([input_ids], device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    groups: dict[str, str] = {}
+    for name in layers:
+        groups[name] = next((other for other in groups if seen[other] is seen[name] and groups[other] == other), name)
+    return groups
+
+
+@torch.no_grad()
+def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
+    """Return X^T X (float64) of the block linear layers' inputs over the response tokens of `examples`.
+
+    Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
+    input share one matrix object (see shared_inputs), so it is computed and stored once.
+    """
+    layers = block_linear_layers(model)
+    groups = shared_inputs(model, tokenizer, examples[0], max_length) if examples else {name: name for name in layers}
+    owners = {name: layer for name, layer in layers.items() if groups[name] == name}
     grams = {
         name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
-        for name, layer in layers.items()
+        for name, layer in owners.items()
     }
 
     def accumulate(name: str, features: torch.Tensor) -> None:
         features = features.double()
         grams[name] += features.T @ features
 
-    for_each_response_input(model, tokenizer, examples, max_length, layers, accumulate, "ActSVD Gram")
-    return grams
+    for_each_response_input(model, tokenizer, examples, max_length, owners, accumulate, "ActSVD Gram")
+    return {name: grams[groups[name]] for name in layers}
+
+
+def save_grams(grams: dict[str, torch.Tensor], path, metadata: dict) -> None:
+    """Store each distinct Gram matrix once (float64), with the layer-to-matrix map in the header."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from safety_brittleness.provenance import atomic_path
+
+    owners: dict[int, str] = {}
+    mapping = {name: owners.setdefault(id(gram), name) for name, gram in grams.items()}
+    tensors = {name: grams[name].contiguous() for name in set(mapping.values())}
+    header = {"layers": json.dumps(mapping), "provenance": json.dumps(metadata, default=str)}
+    with atomic_path(path, suffix=".safetensors") as temporary:
+        save_file(tensors, str(temporary), metadata=header)
+
+
+def load_grams(path) -> dict[str, torch.Tensor]:
+    """Return {layer name: Gram matrix} from a file written by save_grams."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+        if "layers" not in header:
+            raise ValueError(f"'{path}' is not a Gram file written by save_grams; rerun its rule")
+        mapping = json.loads(header["layers"])
+        stored = {name: handle.get_tensor(name) for name in handle.keys()}
+    return {name: stored[owner] for name, owner in mapping.items()}
 
 
 def output_basis(weight: torch.Tensor, gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

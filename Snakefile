@@ -11,7 +11,8 @@ configfile: "params.yaml"
 from safety_brittleness.codedeps import module_files
 from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
 from safety_brittleness.experiments import (
-    OVERLAPS, PROBES, RegistryError, build_registry, evaluation_settings, model_path, region_inputs, score_path,
+    OVERLAPS, PROBES, SUBSPACES, RegistryError, build_registry, evaluation_settings, grams_path, model_path,
+    region_inputs, score_path,
 )
 
 SCHEMA = "workflow/schemas/params.schema.yaml"
@@ -44,13 +45,14 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/calibration.smk"
 include: "workflow/rules/scoring.smk"
 include: "workflow/rules/regions.smk"
+include: "workflow/rules/ranks.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/figures.smk"
 
 
 def figure_targets():
     """Every figure and table whose experiments params.yaml defines."""
-    names = ["fig2_neurons", "fig4_jaccard", "fig9_probing"]
+    names = ["fig2_neurons", "fig4_jaccard", "fig4_subspace", "fig9_probing"]
     regions = [spec["region"] for spec in EXPERIMENTS.values()]
     if "bottom" in regions:
         names += ["fig3_neurons", "fig8_safety_data_bottom"]

@@ -8,6 +8,7 @@ import pytest
 from safety_brittleness.experiments import PARAMETER_COLUMNS
 from safety_brittleness.figures import (
     asr_utility_table, experiment_table, pareto_front, plot_fig2_neurons, plot_fig3_neurons, plot_fig4_jaccard,
+    plot_fig4_subspace,
     plot_fig7_safety_data, plot_fig8_safety_data_bottom, plot_fig9_probing, write_grid_table, write_table6,
 )
 
@@ -102,7 +103,7 @@ def test_fig8_compares_safety_data(tmp_path):
     assert set(curves["safety_data"]) == {"safety-full", "safety-short"}
 
 
-def test_fig4_and_fig9_read_their_tables(tmp_path):
+def test_heat_maps_and_histogram(tmp_path):
     overlaps = pd.DataFrame({
         "layer": ["m.layers.0.q_proj", "m.layers.0.up_proj", "m.layers.1.q_proj", "m.layers.1.up_proj"],
         "block": [0, 0, 1, 1], "module": ["q_proj", "up_proj", "q_proj", "up_proj"], "jaccard": [0.3, 0.1, 0.4, 0.2],
@@ -113,7 +114,10 @@ def test_fig4_and_fig9_read_their_tables(tmp_path):
     probes = pd.DataFrame({"block": [0, 0, 1, 1], "head": [0, 1, 0, 1], "layer": "x", "accuracy": [0.5, 0.6, 0.9, 0.7],
                            "train_accuracy": 1.0, "n_train": 30, "n_test": 10})
     plot_fig9_probing(probes, tmp_path / "p.png", tmp_path / "p.pdf")
-    for name in ("j.png", "j.pdf", "p.png", "p.pdf"):
+    similarity = overlaps.rename(columns={"jaccard": "similarity"}).assign(
+        rank=[14, 37, 14, 37], full_rank=[576, 1536, 576, 1536], rank_fraction=0.0244)
+    plot_fig4_subspace(similarity, tmp_path / "s.png", tmp_path / "s.pdf")
+    for name in ("j.png", "j.pdf", "p.png", "p.pdf", "s.png", "s.pdf"):
         assert (tmp_path / name).stat().st_size > 1000
 
 

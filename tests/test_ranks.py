@@ -8,7 +8,7 @@ from safety_brittleness.alignment import tokenize_example
 from safety_brittleness.models import block_linear_layers
 from safety_brittleness.ranks import (
     input_grams, keep_top_ranks, load_grams, orthogonal_projection_delta, output_basis, remove_top_ranks, save_grams,
-    subspace_similarity,
+    scaled_rank, subspace_similarity, subspace_table,
 )
 from test_scoring import make_examples
 
@@ -105,3 +105,16 @@ def test_layers_reading_one_input_share_a_gram(tiny_llama, character_tokenizer, 
 
     with safe_open(str(path), framework="pt") as handle:
         assert len(list(handle.keys())) == 2 * 4   # per block: attention input, o_proj input, MLP input, down_proj input
+
+
+def test_subspace_table_scales_the_rank(tiny_llama, character_tokenizer):
+    examples = make_examples()
+    grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
+    rows = {row["layer"]: row for row in subspace_table(tiny_llama, grams, grams, rank_fraction=0.25)}
+    up = rows["model.layers.1.mlp.up_proj"]
+    assert (up["block"], up["module"], up["full_rank"], up["rank"]) == (1, "up_proj", 32, 8)
+    assert rows["model.layers.0.self_attn.k_proj"]["rank"] == 4   # R = 16 for 2 key-value heads of 8
+    # The same data on both sides gives the same subspace.
+    assert all(abs(row["similarity"] - 1.0) < 1e-6 for row in rows.values())
+    assert scaled_rank(4096, 0.0244) == 100
+    assert scaled_rank(576, 0.0244) == 14

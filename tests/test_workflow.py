@@ -37,7 +37,7 @@ def test_dry_run_default_params(tmp_path):
     assert "align_model" in result.stdout
     for rule in ("extract_region", "probe_heads", "compute_overlap", "plot_fig2_neurons", "plot_fig3_neurons",
                  "plot_fig4_jaccard", "plot_fig7_safety_data", "plot_fig8_safety_data_bottom", "plot_fig9_probing",
-                 "write_table6"):
+                 "write_table6", "compute_grams", "compute_subspace_similarity", "plot_fig4_subspace"):
         assert rule in result.stdout
 
 
@@ -97,7 +97,8 @@ def test_smoke_workflow_end_to_end(tmp_path):
     sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     assert sparsity["aligned"] == 0.0
     assert (sparsity.drop(["base", "aligned"]) > 0).all()
-    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig7_safety_data", "fig8_safety_data_bottom", "fig9_probing"):
+    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig4_subspace", "fig7_safety_data",
+                 "fig8_safety_data_bottom", "fig9_probing"):
         assert (directory / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (directory / f"results/figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
     grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
@@ -113,6 +114,9 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert len(probes) == 2 * 4   # blocks x heads of the tiny model
     overlaps = pd.read_parquet(directory / "results/overlaps/jaccard.parquet")
     assert overlaps["jaccard"].between(0, 1).all()
+    subspaces = pd.read_parquet(directory / "results/overlaps/subspace.parquet")
+    assert subspaces["similarity"].between(0, 1 + 1e-6).all()
+    assert len(subspaces) == len(overlaps)
 
     asr = metrics[metrics["metric"].str.startswith("asr_")]
     assert set(asr["aggregation"]) == {"paper", "reference_code"}

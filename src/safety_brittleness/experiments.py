@@ -43,7 +43,12 @@ def region_path(experiment_id: str) -> str:
     return f"{RESULTS}/regions/{experiment_id}.safetensors"
 
 
+def grams_path(dataset: str) -> str:
+    return f"{RESULTS}/ranks/grams/{dataset}.safetensors"
+
+
 PROBES = f"{RESULTS}/probes/heads.parquet"
+SUBSPACES = f"{RESULTS}/overlaps/subspace.parquet"
 OVERLAPS = f"{RESULTS}/overlaps/jaccard.parquet"
 
 

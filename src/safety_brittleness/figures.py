@@ -290,6 +290,20 @@ def plot_fig8_safety_data_bottom(metrics: pd.DataFrame, png_path: str | Path, pd
     return curves
 
 
+def _heat_map(table: pd.DataFrame, value: str, legend: str, title: str, caption: str, png_path, pdf_path) -> None:
+    """Plot one tile per block and module, modules in layer-name order."""
+    order = list(dict.fromkeys(table.sort_values("layer")["module"]))
+    table = table.assign(module=pd.Categorical(table["module"], categories=order))
+    figure = (
+        ggplot(table, aes("block", "module", fill=value))
+        + geom_tile()
+        + scale_fill_gradient(low="#f7fbff", high="#08306b", limits=(0, 1))
+        + labs(x="block", y="module", fill=legend, title=title, caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path)
+
+
 def plot_fig4_jaccard(overlaps: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
     """Plot a heat map of the Jaccard index of top safety and top utility weights, per block and module."""
     first = overlaps.iloc[0]
@@ -298,17 +312,20 @@ def plot_fig4_jaccard(overlaps: pd.DataFrame, png_path: str | Path, pdf_path: st
         f"score, {first['selection']}-wise, {first['safety_dataset']} vs {first['utility_dataset']}; "
         f"mean {overlaps['jaccard'].mean():.3f}"
     )
-    order = list(dict.fromkeys(overlaps.sort_values("layer")["module"]))
-    overlaps = overlaps.assign(module=pd.Categorical(overlaps["module"], categories=order))
-    figure = (
-        ggplot(overlaps, aes("block", "module", fill="jaccard"))
-        + geom_tile()
-        + scale_fill_gradient(low="#f7fbff", high="#08306b", limits=(0, 1))
-        + labs(x="block", y="module", fill="Jaccard", title="Overlap of safety- and utility-critical weights",
-               caption=caption)
-        + _style()
+    _heat_map(overlaps, "jaccard", "Jaccard", "Overlap of safety- and utility-critical weights", caption, png_path, pdf_path)
+
+
+def plot_fig4_subspace(similarity: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:
+    """Plot a heat map of the similarity of top safety and top utility output subspaces, per block and module."""
+    first = similarity.iloc[0]
+    ranks = ", ".join(f"{rank} of {full}" for rank, full in
+                      similarity[["rank", "full_rank"]].drop_duplicates().sort_values("full_rank").itertuples(index=False))
+    caption = (
+        f"ActSVD output subspaces from {first['safety_dataset']} and {first['utility_dataset']} inputs; "
+        f"similarity ||U_u^T U_s||_F^2 / r with r = {first['rank_fraction']:g} x full rank ({ranks}); "
+        f"mean {similarity['similarity'].mean():.3f}"
     )
-    _save(figure, png_path, pdf_path)
+    _heat_map(similarity, "similarity", "similarity", "Similarity of safety and utility subspaces", caption, png_path, pdf_path)
 
 
 def plot_fig9_probing(probes: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> None:

@@ -1,7 +1,7 @@
-def figure_rule_outputs(name):
+def figure_rule_outputs(name, category="Neuron-level study"):
     """PNG (in the HTML report, with its caption file) and PDF of one figure."""
     return {
-        "png": report(f"results/figures/{name}.png", caption=f"../report/{name}.rst", category="Neuron-level study"),
+        "png": report(f"results/figures/{name}.png", caption=f"../report/{name}.rst", category=category),
         "pdf": f"results/figures/{name}.pdf",
     }
 
@@ -66,6 +66,18 @@ rule plot_fig4_jaccard:
         overlaps=OVERLAPS,
     log:
         "logs/plot_fig4_jaccard.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig4_subspace:
+    output:
+        **figure_rule_outputs("fig4_subspace", "Rank-level study"),
+    input:
+        code=code("figures"),
+        similarity=SUBSPACES,
+    log:
+        "logs/plot_fig4_subspace.log",
     script:
         "../scripts/run_step.py"
 

@@ -42,6 +42,11 @@ def plot_fig4_jaccard(context: StepContext) -> None:
 
 
 @step
+def plot_fig4_subspace(context: StepContext) -> None:
+    figures.plot_fig4_subspace(pd.read_parquet(context.input["similarity"]), context.output["png"], context.output["pdf"])
+
+
+@step
 def plot_fig9_probing(context: StepContext) -> None:
     figures.plot_fig9_probing(pd.read_parquet(context.input["probes"]), context.output["png"], context.output["pdf"])
 

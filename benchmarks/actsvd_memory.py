@@ -23,18 +23,14 @@ import torch
 
 from safety_brittleness import models
 from safety_brittleness.activations import for_each_response_input
-from safety_brittleness.alignment import TrainingExample
-from safety_brittleness.generation import chat_prompt
+from safety_brittleness.alignment import examples_from_frame
 from safety_brittleness.ranks import input_grams, output_basis
 
 
 def load(arguments):
     model, tokenizer = models.load_model(arguments.model, torch.device("cpu"), torch.float32)
     frame = pd.read_parquet(arguments.calibration).head(arguments.samples)
-    examples = [
-        TrainingExample(chat_prompt(tokenizer, row.prompt, None), row.response, bool(row.ends_turn))
-        for row in frame.itertuples()
-    ]
+    examples = examples_from_frame(frame, tokenizer, None)
     return model, tokenizer, examples
 
 

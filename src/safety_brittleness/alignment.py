@@ -22,6 +22,14 @@ class TrainingExample:
     ends_turn: bool
 
 
+def examples_from_frame(frame, tokenizer, system_prompt: str | None) -> list[TrainingExample]:
+    """Return one TrainingExample per row of a prompt table with `prompt`, `response` and `ends_turn` columns."""
+    return [
+        TrainingExample(chat_prompt(tokenizer, row.prompt, system_prompt), row.response, bool(row.ends_turn))
+        for row in frame.itertuples()
+    ]
+
+
 def tokenize_example(tokenizer, example: TrainingExample, max_length: int) -> tuple[list[int], list[int]]:
     """Return input ids and labels with prompt tokens masked (-100); loss falls on the response only.
 

@@ -7,9 +7,8 @@ import logging
 import pandas as pd
 
 from safety_brittleness import evaluation, models, regions
-from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.alignment import examples_from_frame
 from safety_brittleness.experiments import PARAMETER_COLUMNS
-from safety_brittleness.generation import chat_prompt
 from safety_brittleness.judges import build_judge
 from safety_brittleness.provenance import write_parquet
 from safety_brittleness.steps import StepContext, step
@@ -46,10 +45,7 @@ def evaluate_experiment(context: StepContext) -> None:
     utility = settings["utility"]
     utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])
     references = pd.read_parquet(context.input["reference_responses"])
-    examples = [
-        TrainingExample(chat_prompt(tokenizer, row.prompt, None), row.response, bool(row.ends_turn))
-        for row in references.itertuples()
-    ]
+    examples = examples_from_frame(references, tokenizer, None)
     perplexity = evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"])
     sparsity = regions.actual_sparsity(model)
 

@@ -7,8 +7,7 @@ import logging
 import pandas as pd
 
 from safety_brittleness import models, ranks
-from safety_brittleness.alignment import TrainingExample
-from safety_brittleness.generation import chat_prompt
+from safety_brittleness.alignment import examples_from_frame
 from safety_brittleness.provenance import write_parquet
 from safety_brittleness.steps import StepContext, step
 
@@ -22,10 +21,7 @@ def compute_grams(context: StepContext) -> None:
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     frame = pd.read_parquet(context.input["calibration"])
-    examples = [
-        TrainingExample(chat_prompt(tokenizer, row.prompt, settings["system_prompt"]), row.response, bool(row.ends_turn))
-        for row in frame.itertuples()
-    ]
+    examples = examples_from_frame(frame, tokenizer, settings["system_prompt"])
     grams = ranks.input_grams(model, tokenizer, examples, settings["max_length"])
     ranks.save_grams(grams, context.output["grams"], context.provenance(seed=context.seed, samples=len(examples)))
 

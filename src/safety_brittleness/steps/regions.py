@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from safety_brittleness import models, probing, regions, scoring
-from safety_brittleness.alignment import TrainingExample
+from safety_brittleness.alignment import TrainingExample, examples_from_frame
 from safety_brittleness.generation import chat_prompt
 from safety_brittleness.provenance import write_parquet
 from safety_brittleness.steps import StepContext, step
@@ -20,11 +20,7 @@ log = logging.getLogger(__name__)
 
 def _calibration_examples(context: StepContext, tokenizer, name: str) -> list[TrainingExample]:
     frame = pd.read_parquet(context.input[f"calibration_{name}"])
-    system_prompt = context.params["scoring"]["system_prompt"]
-    return [
-        TrainingExample(chat_prompt(tokenizer, row.prompt, system_prompt), row.response, bool(row.ends_turn))
-        for row in frame.itertuples()
-    ]
+    return examples_from_frame(frame, tokenizer, context.params["scoring"]["system_prompt"])
 
 
 def _masks(context: StepContext, spec: dict) -> dict[str, torch.Tensor]:

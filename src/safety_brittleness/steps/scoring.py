@@ -6,8 +6,7 @@ import pandas as pd
 from safetensors.torch import save_file
 
 from safety_brittleness import models, scoring
-from safety_brittleness.alignment import TrainingExample
-from safety_brittleness.generation import chat_prompt
+from safety_brittleness.alignment import examples_from_frame
 from safety_brittleness.provenance import atomic_path
 from safety_brittleness.steps import StepContext, step, to_json
 
@@ -17,10 +16,7 @@ def _score(context: StepContext, method) -> None:
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     frame = pd.read_parquet(context.input["calibration"])
-    examples = [
-        TrainingExample(chat_prompt(tokenizer, row.prompt, settings["system_prompt"]), row.response, bool(row.ends_turn))
-        for row in frame.itertuples()
-    ]
+    examples = examples_from_frame(frame, tokenizer, settings["system_prompt"])
     scores = method(model, tokenizer, examples, settings["max_length"])
     record = context.provenance(seed=context.seed, samples=len(examples))
     with atomic_path(context.output["scores"], suffix=".safetensors") as temporary:

@@ -41,14 +41,14 @@ def run_method(arguments) -> None:
     start = time.perf_counter()
     if arguments.method == "gram":
         grams = input_grams(model, tokenizer, examples, arguments.max_length)
-        kept = sum(gram.numel() * gram.element_size() for gram in grams.values())
+        kept_bytes = sum(gram.numel() * gram.element_size() for gram in {id(g): g for g in grams.values()}.values())
         bases = {name: output_basis(layer.weight.detach(), grams[name])[1][:, :arguments.rank].float()
                  for name, layer in layers.items()}
     else:
         stored: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
         for_each_response_input(model, tokenizer, examples, arguments.max_length, layers,
                                  lambda name, features: stored[name].append(features.clone()), "stored activations")
-        kept = sum(part.numel() * part.element_size() for parts in stored.values() for part in parts)
+        kept_bytes = sum(part.numel() * part.element_size() for parts in stored.values() for part in parts)
         bases = {}
         for name, layer in layers.items():
             outputs = layer.weight.detach().double() @ torch.cat(stored[name]).double().T
@@ -56,7 +56,7 @@ def run_method(arguments) -> None:
     seconds = time.perf_counter() - start
     torch.save(bases, arguments.output)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"method": arguments.method, "seconds": seconds, "peak_rss_mib": peak, "kept_mib": kept / 2**20}))
+    print(json.dumps({"method": arguments.method, "seconds": seconds, "peak_rss_mib": peak, "kept_mib": kept_bytes / 2**20}))
 
 
 def main() -> None:

@@ -64,8 +64,8 @@ def test_rank_edits_match_a_direct_implementation():
 
     top = left[:, :1]
     torch.testing.assert_close(remove_top_ranks(weight, basis, 1), weight - top @ top.T @ weight)
-    kept = left[:, :3]
-    torch.testing.assert_close(keep_top_ranks(weight, basis, 3), kept @ kept.T @ weight)
+    top_three = left[:, :3]
+    torch.testing.assert_close(keep_top_ranks(weight, basis, 3), top_three @ top_three.T @ weight)
 
     other = torch.randn(50, 4, generator=generator, dtype=torch.float64) * torch.tensor([5.0, 1.0, 0.2, 0.1], dtype=torch.float64)
     _, utility_basis = output_basis(weight, other.T @ other)

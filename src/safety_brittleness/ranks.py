@@ -156,7 +156,7 @@ def scaled_rank(full_rank: int, fraction: float) -> int:
 def subspace_table(
     model, safety: dict[str, torch.Tensor], utility: dict[str, torch.Tensor], rank_fraction: float,
 ) -> list[dict]:
-    """Subspace similarity of the top safety and top utility output directions, one row per layer.
+    """Return the subspace similarity of the top safety and top utility output directions, one row per layer.
 
     The rank compared in a layer is scaled_rank(R, rank_fraction): 100 of Llama-2-7B's 4096 is a
     fraction of 0.0244, which gives 14 of 576 on the embedded model.

@@ -105,7 +105,7 @@ class _StopForward(Exception):
 class BlockInputs:
     """The inputs of one decoder block for every calibration sample, carried forward block by block.
 
-    Holds per sample the hidden states entering the block, the other arguments the model passes to
+    Contains per sample the hidden states entering the block, the other arguments the model passes to
     its blocks (attention mask, position embeddings) and the response-token positions.
     """
 

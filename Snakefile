@@ -11,8 +11,8 @@ configfile: "params.yaml"
 from safety_brittleness.codedeps import module_files
 from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
 from safety_brittleness.experiments import (
-    OVERLAPS, PROBES, SUBSPACES, RegistryError, build_registry, evaluation_settings, grams_path, model_path,
-    region_inputs, score_path,
+    OVERLAPS, PROBES, SUBSPACES, RegistryError, bases_path, build_registry, calibration_path, evaluation_settings,
+    grams_path, model_path, region_inputs, score_path, sequential_bases_path,
 )
 
 SCHEMA = "workflow/schemas/params.schema.yaml"
@@ -58,8 +58,14 @@ def figure_targets():
         names += ["fig3_neurons", "fig8_safety_data_bottom"]
     if any(spec["safety_dataset"] == "safety-short" and spec["region"] == "set_difference" for spec in EXPERIMENTS.values()):
         names.append("fig7_safety_data")
-    targets = [f"results/figures/{name}.{suffix}" for name in names for suffix in ("png", "pdf")]
     tables = ["table6", "set_difference_grid"]
+    if {"actsvd_top", "orthogonal_projection"} & set(regions):
+        names.append("fig2_ranks")
+    if "orthogonal_projection" in regions:
+        tables.append("table7")
+    if "actsvd_bottom" in regions:
+        names.append("fig3_ranks")
+    targets = [f"results/figures/{name}.{suffix}" for name in names for suffix in ("png", "pdf")]
     return targets + [f"results/tables/{name}.{suffix}" for name in tables for suffix in ("csv", "md")]
 
 

@@ -24,7 +24,8 @@ import torch
 from safety_brittleness import models
 from safety_brittleness.activations import for_each_response_input
 from safety_brittleness.alignment import examples_from_frame
-from safety_brittleness.ranks import input_grams, output_basis
+from safety_brittleness.actsvd import input_grams
+from safety_brittleness.ranks import output_basis
 
 
 def load(arguments):

@@ -69,6 +69,14 @@ def test_default_params_are_valid():
         (["evaluation", "utility", "limit"], 0, "evaluation.utility.limit = 0"),
         (["model", "kind"], "onnx", 'model.kind = "onnx"; allowed values: "gguf_package", "local", "random_init"'),
         (["data", "harmful", "split_sizes", "evaluation"], 0, "data.harmful.split_sizes.evaluation = 0"),
+        (["ranks", "reference_rank"], 0, "ranks.reference_rank = 0; allowed: integer >= 1"),
+        (["ranks", "top", 0, "ranks"], [0], "ranks.top[0].ranks[0] = 0; allowed: integer >= 1"),
+        (["ranks", "top", 0, "ranks"], [700], "ranks.top[0].ranks: 700 is above 576; allowed: 1 to 576"),
+        (["ranks", "bottom", 0, "ranks"], [576], "ranks.bottom[0].ranks: 576 is above 575; allowed: 1 to 575"),
+        (["ranks", "bottom", 0, "safety_dataset"], "utility", 'ranks.bottom[0].safety_dataset = "utility"'),
+        (["ranks", "orthogonal_projection", 0, "points"], [[562, 600]], "ranks.orthogonal_projection[0].points: [562, 600]; allowed: r_u and r_s from 0 to ranks.reference_rank = 576"),
+        (["ranks", "orthogonal_projection", 0, "points"], [[-1, 570]], "ranks.orthogonal_projection[0].points[0][0] = -1; allowed: integer >= 0"),
+        (["ranks", "orthogonal_projection", 0, "mode"], "greedy", 'ranks.orthogonal_projection[0].mode = "greedy"'),
     ],
 )
 def test_invalid_value_is_named(path, value, expected):

@@ -7,9 +7,9 @@ import pytest
 
 from safety_brittleness.experiments import PARAMETER_COLUMNS
 from safety_brittleness.figures import (
-    asr_utility_table, experiment_table, pareto_front, plot_fig2_neurons, plot_fig3_neurons, plot_fig4_jaccard,
-    plot_fig4_subspace,
-    plot_fig7_safety_data, plot_fig8_safety_data_bottom, plot_fig9_probing, write_grid_table, write_table6,
+    asr_utility_table, experiment_table, pareto_front, plot_fig2_neurons, plot_fig2_ranks, plot_fig3_neurons,
+    plot_fig3_ranks, plot_fig4_jaccard, plot_fig4_subspace, plot_fig7_safety_data, plot_fig8_safety_data_bottom,
+    plot_fig9_probing, write_grid_table, write_table6, write_table7,
 )
 
 EXPERIMENTS = [
@@ -37,7 +37,21 @@ EXPERIMENTS = [
                          "sparsity": 0.2, "region_seed": 1}, 0.20, 0.52, 0.2),
     ("bottom-broken", {"region": "bottom", "score_method": "snip", "selection": "row", "mode": "one-shot",
                        "safety_dataset": "safety-short", "sparsity": 0.6}, 0.5, 0.3, 0.6),
+    ("rank-top", {"region": "actsvd_top", "score_method": "actsvd", "mode": "one-shot", "safety_dataset": "safety-full",
+                  "rank": 1, "reference_rank": 576}, 0.8, 0.35, 0.0),
+    ("op1", {"region": "orthogonal_projection", "score_method": "actsvd", "mode": "one-shot", "safety_dataset": "safety-full",
+             "utility_dataset": "utility", "r_u": 562, "r_s": 575, "reference_rank": 576}, 0.3, 0.66, 0.0),
+    ("op2", {"region": "orthogonal_projection", "score_method": "actsvd", "mode": "one-shot", "safety_dataset": "safety-full",
+             "utility_dataset": "utility", "r_u": 520, "r_s": 566, "reference_rank": 576}, 0.5, 0.6, 0.0),
+    ("op3", {"region": "orthogonal_projection", "score_method": "actsvd", "mode": "one-shot", "safety_dataset": "safety-full",
+             "utility_dataset": "utility", "r_u": 520, "r_s": 570, "reference_rank": 576}, 0.2, 0.55, 0.0),
+    ("rank-bottom-100", {"region": "actsvd_bottom", "score_method": "actsvd", "mode": "one-shot",
+                         "safety_dataset": "safety-short", "rank": 100, "reference_rank": 576}, 0.04, 0.64, 0.0),
+    ("rank-bottom-500", {"region": "actsvd_bottom", "score_method": "actsvd", "mode": "one-shot",
+                         "safety_dataset": "safety-short", "rank": 500, "reference_rank": 576}, 0.3, 0.4, 0.0),
 ]
+# Largest rank(dW) over layers of the rank edits.
+REMOVED_RANKS = {"rank-top": 1, "op1": 1, "op2": 10, "op3": 6, "rank-bottom-100": 100, "rank-bottom-500": 500}
 
 
 def synthetic_metrics() -> pd.DataFrame:
@@ -53,6 +67,8 @@ def synthetic_metrics() -> pd.DataFrame:
                      "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})
         rows.append({**common, "metric": "utility_accuracy", "task": "embedded_capitals", "value": 0.0, "ci_low": 0.0, "ci_high": 0.0})
         rows.append({**common, "metric": "actual_sparsity", "task": None, "value": sparsity, "ci_low": None, "ci_high": None})
+        if experiment_id in REMOVED_RANKS:
+            rows.append({**common, "metric": "removed_rank", "task": None, "value": float(REMOVED_RANKS[experiment_id])})
     return pd.DataFrame(rows)
 
 
@@ -77,7 +93,7 @@ def test_pareto_front_on_known_points():
     assert pareto_front(points, "x", "y").tolist() == [False, False, True, True]
 
 
-@pytest.mark.parametrize("plot", [plot_fig2_neurons, plot_fig7_safety_data])
+@pytest.mark.parametrize("plot", [plot_fig2_neurons, plot_fig7_safety_data, plot_fig2_ranks])
 def test_scatter_figures_write_png_and_pdf(tmp_path, plot):
     png, pdf = tmp_path / "fig.png", tmp_path / "fig.pdf"
     plot(synthetic_metrics(), png, pdf)
@@ -145,3 +161,28 @@ def test_grid_table_keeps_experiments_without_vanilla(tmp_path):
     assert len(table) == len(EXPERIMENTS)
     assert pd.isna(table.loc["bottom-short", "asr_vanilla"])
     assert table.loc["bottom-short", "asr_adv_suffix"] == 0.005
+
+
+def test_fig2_ranks_shows_rank_edits_and_the_reference_models(tmp_path):
+    table = plot_fig2_ranks(synthetic_metrics(), tmp_path / "r.png", tmp_path / "r.pdf")
+    assert set(table["experiment_id"]) == {"base", "aligned", "rank-top", "op1", "op2", "op3"}
+    labels = table.drop_duplicates("experiment_id").set_index("experiment_id")["label"]
+    assert (labels["op2"], labels["rank-top"], labels["aligned"]) == ("(520, 566)", "r=1", "")
+
+
+def test_fig3_ranks_starts_at_the_aligned_model_and_drops_broken_models(tmp_path):
+    curves = plot_fig3_ranks(synthetic_metrics(), tmp_path / "b.png", tmp_path / "b.pdf", min_accuracy=0.5)
+    assert sorted(curves["rank"].unique()) == [0, 100]   # rank 500 falls below accuracy 0.5
+    assert set(curves["variant"]) == {"adv_suffix"}
+    assert curves.loc[curves["rank"] == 0, "asr"].tolist() == [0.01]
+    assert (tmp_path / "b.png").stat().st_size > 1000
+
+
+def test_table7_pareto_rows_with_rank_of_dw(tmp_path):
+    table = write_table7(synthetic_metrics(), tmp_path / "t7.csv", tmp_path / "t7.md")
+    # op3 (0.2 at 0.55) is dominated by op1 (0.3 at 0.66); op1 and op2 trade ASR against accuracy.
+    assert table["experiment_id"].tolist() == ["aligned", "op2", "op1"]
+    rows = table.set_index("experiment_id")
+    assert (rows.loc["op2", "r_u"], rows.loc["op2", "r_s"], rows.loc["op2", "rank_dW"]) == (520, 566, 10)
+    assert pd.isna(rows.loc["aligned", "rank_dW"])
+    assert "| op2" in (tmp_path / "t7.md").read_text()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from safety_brittleness.alignment import tokenize_example
+from safety_brittleness.actsvd import input_grams, load_grams, save_grams, sequential_bases
 from safety_brittleness.models import block_linear_layers
 from safety_brittleness.ranks import (
-    input_grams, keep_top_ranks, load_grams, orthogonal_projection_delta, output_basis, remove_top_ranks, save_grams,
-    scaled_rank, subspace_similarity, subspace_table,
+    apply_rank_edit, edit_weight, keep_top_ranks, layer_rank, load_bases, orthogonal_projection_delta, output_bases,
+    output_basis, remove_top_ranks, save_bases, scaled_rank, subspace_similarity, subspace_table,
 )
 from test_scoring import make_examples
 
@@ -109,8 +110,8 @@ def test_layers_reading_one_input_share_a_gram(tiny_llama, character_tokenizer, 
 
 def test_subspace_table_scales_the_rank(tiny_llama, character_tokenizer):
     examples = make_examples()
-    grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
-    rows = {row["layer"]: row for row in subspace_table(tiny_llama, grams, grams, rank_fraction=0.25)}
+    bases = {name: basis for name, (_, basis) in output_bases(tiny_llama, input_grams(tiny_llama, character_tokenizer, examples, 64)).items()}
+    rows = {row["layer"]: row for row in subspace_table(bases, bases, rank_fraction=0.25)}
     up = rows["model.layers.1.mlp.up_proj"]
     assert (up["block"], up["module"], up["full_rank"], up["rank"]) == (1, "up_proj", 32, 8)
     assert rows["model.layers.0.self_attn.k_proj"]["rank"] == 4   # R = 16 for 2 key-value heads of 8
@@ -118,3 +119,84 @@ def test_subspace_table_scales_the_rank(tiny_llama, character_tokenizer):
     assert all(abs(row["similarity"] - 1.0) < 1e-6 for row in rows.values())
     assert scaled_rank(4096, 0.0244) == 100
     assert scaled_rank(576, 0.0244) == 14
+
+
+def test_layer_rank_scales_to_the_layer_width():
+    assert layer_rank(0, 192, 576) == 0
+    assert layer_rank(1, 192, 576) == 1  # a positive rank never rounds down to nothing
+    assert layer_rank(300, 192, 576) == 100
+    assert layer_rank(300, 576, 576) == 300
+    assert layer_rank(575, 192, 576) == 192
+    assert layer_rank(5000, 576, 576) == 576
+
+
+def test_edit_weight_matches_the_direct_edits():
+    generator = torch.Generator().manual_seed(1)
+    weight = torch.randn(12, 8, generator=generator, dtype=torch.float64)
+    safety_inputs = torch.randn(40, 8, generator=generator, dtype=torch.float64)
+    utility_inputs = torch.randn(40, 8, generator=generator, dtype=torch.float64)
+    _, safety = output_basis(weight, safety_inputs.T @ safety_inputs)
+    _, utility = output_basis(weight, utility_inputs.T @ utility_inputs)
+    common = {"reference_rank": 8}
+
+    edited, removed = edit_weight(weight, {**common, "region": "actsvd_top", "rank": 2}, safety)
+    torch.testing.assert_close(edited, remove_top_ranks(weight, safety, 2))
+    assert removed == 2
+    edited, removed = edit_weight(weight, {**common, "region": "actsvd_bottom", "rank": 3}, safety)
+    torch.testing.assert_close(edited, keep_top_ranks(weight, safety, 5))
+    assert removed == 3
+    spec = {**common, "region": "orthogonal_projection", "r_u": 3, "r_s": 6}
+    edited, removed = edit_weight(weight, spec, safety, utility)
+    delta = orthogonal_projection_delta(weight, utility, safety, 3, 6)
+    torch.testing.assert_close(edited, weight - delta)
+    assert removed == int(torch.linalg.matrix_rank(delta)) == 2
+    # All utility directions kept: nothing is safety-critical but not utility-critical.
+    edited, removed = edit_weight(weight, {**spec, "r_u": 0}, safety, utility)
+    assert removed == 0
+    torch.testing.assert_close(edited, weight)
+
+
+def test_rank_edit_rebuilt_from_stored_bases(tiny_llama, character_tokenizer, tmp_path):
+    examples = make_examples()
+    grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
+    bases = output_bases(tiny_llama, grams)
+    save_bases(bases, tmp_path / "bases.safetensors", {"rule": "test"})
+    loaded = load_bases(tmp_path / "bases.safetensors")
+    assert set(loaded) == set(block_linear_layers(tiny_llama))
+    original = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    spec = {"region": "actsvd_top", "rank": 2, "reference_rank": 32}
+    largest = apply_rank_edit(tiny_llama, spec, loaded)
+    for name, layer in block_linear_layers(tiny_llama).items():
+        full = min(layer.weight.shape)
+        expected = remove_top_ranks(original[name].double(), bases[name][1], layer_rank(2, full, 32))
+        torch.testing.assert_close(layer.weight.detach().double(), expected, rtol=1e-5, atol=1e-6)
+    assert largest == max(layer_rank(2, min(w.shape), 32) for w in original.values())
+
+
+def test_sequential_bases_without_an_edit_equal_one_shot(tiny_llama, character_tokenizer):
+    examples = make_examples()
+    one_shot = output_bases(tiny_llama, input_grams(tiny_llama, character_tokenizer, examples, 64))
+    # r_u = 0 keeps every utility direction, so dW = 0 and no block changes.
+    spec = {"region": "orthogonal_projection", "r_u": 0, "r_s": 16, "reference_rank": 32}
+    sequential = sequential_bases(tiny_llama, character_tokenizer, {"safety": examples, "utility": examples}, 64, spec)
+    for name, (values, _) in one_shot.items():
+        torch.testing.assert_close(sequential["safety"][name][0], values, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_bases_follow_the_edited_blocks(tiny_llama, character_tokenizer):
+    examples = make_examples()
+    original = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    one_shot = output_bases(tiny_llama, input_grams(tiny_llama, character_tokenizer, examples, 64))
+    spec = {"region": "actsvd_top", "rank": 4, "reference_rank": 32}
+    sequential = sequential_bases(tiny_llama, character_tokenizer, {"safety": examples}, 64, spec)["safety"]
+    block0 = "model.layers.0.mlp.up_proj"
+    block1 = "model.layers.1.mlp.up_proj"
+    torch.testing.assert_close(sequential[block0][0], one_shot[block0][0], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(sequential[block1][0], one_shot[block1][0], rtol=1e-3)
+    # The evaluation rebuilds the same edit from the stored bases and the unedited weights.
+    edited = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    for name, layer in block_linear_layers(tiny_llama).items():
+        layer.weight.data.copy_(original[name])
+    apply_rank_edit(tiny_llama, spec, {name: basis.float() for name, (_, basis) in sequential.items()})
+    for name, layer in block_linear_layers(tiny_llama).items():
+        torch.testing.assert_close(layer.weight.detach(), edited[name], rtol=1e-5, atol=1e-6)

@@ -82,12 +82,19 @@ def test_smoke_workflow_end_to_end(tmp_path):
     result = run_snakemake(directory, "--configfile", "configs/ci.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
 
+    for name in ("safety-full", "safety-short", "utility"):
+        calibration = pd.read_parquet(directory / f"results/calibration/{name}.parquet")
+        assert calibration["response"].str.len().gt(0).all(), f"empty responses in {name}: nothing to score"
+
     metrics = pd.read_parquet(directory / "results/metrics.parquet")
     experiments = set(metrics["experiment_id"])
     assert {"base", "aligned"} <= experiments
-    assert len(experiments) == 12
+    assert len(experiments) == 16
     regions = metrics.drop_duplicates("experiment_id").set_index("experiment_id")["region"]
-    assert sorted(regions.unique()) == ["bottom", "head_probing", "none", "random_baseline", "set_difference", "top"]
+    assert sorted(regions.unique()) == [
+        "actsvd_bottom", "actsvd_top", "bottom", "head_probing", "none", "orthogonal_projection", "random_baseline",
+        "set_difference", "top",
+    ]
     required = {"utility_accuracy", "actual_sparsity", "benign_refusal_rate", "perplexity"}
     for variant in ("vanilla", "adv_suffix", "adv_decoding"):
         required |= {f"asr_{variant}", f"refusal_rate_{variant}", f"degenerate_rate_{variant}"}
@@ -96,13 +103,24 @@ def test_smoke_workflow_end_to_end(tmp_path):
         assert column in metrics.columns
     sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     assert sparsity["aligned"] == 0.0
-    assert (sparsity.drop(["base", "aligned"]) > 0).all()
+    neuron_regions = regions[regions.isin(["top", "bottom", "set_difference", "random_baseline", "head_probing"])].index
+    assert (sparsity[neuron_regions] > 0).all()
+    # Rank edits: rank(dW) of the orthogonal projection obeys min(r_u, R - r_s) = min(60, 2) at R = 64.
+    removed = metrics[metrics["metric"] == "removed_rank"].set_index("experiment_id")["value"]
+    assert removed["actsvd_top-safety-full-one-shot-r1"] == 1
+    assert removed["actsvd_bottom-safety-short-one-shot-r16"] == 16
+    for mode in ("one-shot", "sequential"):
+        assert 1 <= removed[f"orthogonal_projection-safety-full-{mode}-ru60-rs62"] <= 2
     for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig4_subspace", "fig7_safety_data",
-                 "fig8_safety_data_bottom", "fig9_probing"):
+                 "fig8_safety_data_bottom", "fig9_probing", "fig2_ranks", "fig3_ranks"):
         assert (directory / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (directory / f"results/figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
     grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
-    assert len(grid) == 12
+    assert len(grid) == 16
+    table7 = pd.read_csv(directory / "results/tables/table7.csv")
+    assert table7["experiment_id"].iloc[0] == "aligned"
+    assert set(table7["experiment_id"].iloc[1:]) <= set(regions[regions == "orthogonal_projection"].index)
+    assert table7["rank_dW"].iloc[1:].between(1, 2).all()
     table6 = pd.read_csv(directory / "results/tables/table6.csv")
     assert table6["experiment_id"].iloc[0] == "aligned"
     assert set(table6["experiment_id"].iloc[1:]) <= set(regions[regions == "set_difference"].index)
@@ -116,6 +134,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert overlaps["jaccard"].between(0, 1).all()
     subspaces = pd.read_parquet(directory / "results/overlaps/subspace.parquet")
     assert subspaces["similarity"].between(0, 1 + 1e-6).all()
+    assert subspaces["similarity"].lt(1 - 1e-3).any()   # safety and utility data give different subspaces
     assert len(subspaces) == len(overlaps)
 
     asr = metrics[metrics["metric"].str.startswith("asr_")]
@@ -128,13 +147,14 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     provenance = read_provenance(directory / "results/metrics.parquet")
     assert provenance["rule"] == "collect_metrics"
-    assert len(provenance["inputs"]["metrics"]) == 12
+    assert len(provenance["inputs"]["metrics"]) == 16
     assert all(len(entry["sha256"]) == 64 for entry in provenance["inputs"]["metrics"])
 
     report = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--report", "report.html")
     assert report.returncode == 0, report.stderr[-2000:]
     html = (directory / "report.html").read_text()
-    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig7_safety_data", "fig8_safety_data_bottom", "fig9_probing"):
+    for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig7_safety_data", "fig8_safety_data_bottom", "fig9_probing",
+                 "fig2_ranks", "fig3_ranks", "fig4_subspace"):
         assert f"{name}.png" in html
     assert "Fig 3a of Wei et al." in html   # the caption file of Fig 3
 

@@ -133,6 +133,11 @@ def _check_regions(config: dict[str, Any]) -> list[str]:
                     entries.append((f"regions.{family}[{index}].random_baseline", entry["random_baseline"]))
     if isinstance(regions.get("head_probing"), dict):
         entries.append(("regions.head_probing", regions["head_probing"]))
+    ranks = config.get("ranks") if isinstance(config.get("ranks"), dict) else {}
+    for family in ("top", "bottom", "orthogonal_projection"):
+        for index, entry in enumerate(ranks.get(family) or []):
+            if isinstance(entry, dict):
+                entries.append((f"ranks.{family}[{index}]", entry))
     for key, entry in entries:
         method = entry.get("score_method")
         if entry.get("mode") == "sequential" and method in ("magnitude", "random"):
@@ -150,6 +155,7 @@ def _check_regions(config: dict[str, Any]) -> list[str]:
                     f"invalid parameter {key}.variants = {json.dumps(variants)}; allowed: a subset of "
                     f"evaluation.variants ({', '.join(sorted(evaluated))})"
                 )
+    messages.extend(_check_ranks(ranks))
     for index, entry in enumerate(regions.get("set_difference") or []):
         baseline = entry.get("random_baseline") if isinstance(entry, dict) else None
         if isinstance(baseline, dict) and isinstance(baseline.get("points"), list):
@@ -159,6 +165,34 @@ def _check_regions(config: dict[str, Any]) -> list[str]:
                 messages.append(
                     f"invalid parameter regions.set_difference[{index}].random_baseline.points: {json.dumps(missing)} "
                     "is not among that entry's points"
+                )
+    return messages
+
+
+def _check_ranks(ranks: dict[str, Any]) -> list[str]:
+    """Check that every rank of the rank sweeps fits the width they are given at."""
+    reference = ranks.get("reference_rank", 576)
+    if not isinstance(reference, int):
+        return []
+    messages = []
+    limits = {"top": reference, "bottom": reference - 1}
+    for family, limit in limits.items():
+        for index, entry in enumerate(ranks.get(family) or []):
+            values = entry.get("ranks") if isinstance(entry, dict) else None
+            for value in values if isinstance(values, list) else []:
+                if isinstance(value, int) and value > limit:
+                    messages.append(
+                        f"invalid parameter ranks.{family}[{index}].ranks: {value} is above {limit}; allowed: 1 to {limit} "
+                        f"at ranks.reference_rank = {reference}"
+                        + (" (removing every direction would zero the weights)" if family == "bottom" else "")
+                    )
+    for index, entry in enumerate(ranks.get("orthogonal_projection") or []):
+        points = entry.get("points") if isinstance(entry, dict) else None
+        for point in points if isinstance(points, list) else []:
+            if isinstance(point, list) and any(isinstance(v, int) and v > reference for v in point):
+                messages.append(
+                    f"invalid parameter ranks.orthogonal_projection[{index}].points: {json.dumps(point)}; allowed: r_u and "
+                    f"r_s from 0 to ranks.reference_rank = {reference}"
                 )
     return messages
 

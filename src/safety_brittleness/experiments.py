@@ -1,8 +1,9 @@
 """The registry of evaluated experiments: one id per model or region, with its parameters and paths.
 
-Each experiment is the aligned (or base) model, optionally with one region removed. Regions come
-from the `regions` parameters: top and bottom removal, set differences with their random
-baselines, and the top-k probed attention heads.
+Each experiment is the aligned (or base) model, optionally with one region removed. Neuron regions
+come from the `regions` parameters: top and bottom removal, set differences with their random
+baselines, and the top-k probed attention heads. Rank edits come from the `ranks` parameters:
+removal of the top or of the least safety-critical ActSVD ranks, and orthogonal projection.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ RESULTS = "results"
 # Parameter columns carried by every metric row; experiments that do not use one leave it empty.
 PARAMETER_COLUMNS = (
     "model", "region", "score_method", "selection", "mode", "safety_dataset", "utility_dataset",
-    "p", "q", "sparsity", "region_seed", "top_k", "baseline_of",
+    "p", "q", "sparsity", "region_seed", "top_k", "baseline_of", "rank", "r_u", "r_s", "reference_rank",
 )
+RANK_REGIONS = ("actsvd_top", "actsvd_bottom", "orthogonal_projection")
 # Scores computed from a calibration set (files under results/scores), and data-free scores.
 DATA_SCORES = ("snip", "wanda")
 WEIGHT_SCORES = ("magnitude", "random")
@@ -45,6 +47,14 @@ def region_path(experiment_id: str) -> str:
 
 def grams_path(dataset: str) -> str:
     return f"{RESULTS}/ranks/grams/{dataset}.safetensors"
+
+
+def bases_path(dataset: str) -> str:
+    return f"{RESULTS}/ranks/bases/{dataset}.safetensors"
+
+
+def sequential_bases_path(experiment_id: str, role: str) -> str:
+    return f"{RESULTS}/ranks/sequential/{experiment_id}/{role}.safetensors"
 
 
 PROBES = f"{RESULTS}/probes/heads.parquet"
@@ -113,6 +123,39 @@ def _set_difference_experiments(entry: dict[str, Any]) -> list[tuple[str, dict[s
     return found
 
 
+def _rank_experiments(region: str, entry: dict[str, Any], reference_rank: int) -> list[tuple[str, dict[str, Any]]]:
+    mode = entry.get("mode", "one-shot")
+    safety = entry.get("safety_dataset", "safety-short" if region == "actsvd_bottom" else "safety-full")
+    common = {
+        "region": region, "score_method": "actsvd", "mode": mode, "safety_dataset": safety,
+        "reference_rank": int(reference_rank), "variants": entry.get("variants"),
+    }
+    found = []
+    if region == "orthogonal_projection":
+        common["utility_dataset"] = entry.get("utility_dataset", "utility")
+        for r_u, r_s in entry["points"]:
+            experiment_id = f"{region}-{safety}-{mode}-ru{int(r_u)}-rs{int(r_s)}"
+            found.append((experiment_id, {**common, "r_u": int(r_u), "r_s": int(r_s)}))
+        return found
+    for rank in entry["ranks"]:
+        found.append((f"{region}-{safety}-{mode}-r{int(rank)}", {**common, "rank": int(rank)}))
+    return found
+
+
+def rank_bases(experiment_id: str, spec: dict[str, Any]) -> dict[str, str]:
+    """Return the basis files a rank edit reads: {'safety': path} plus 'utility' for orthogonal projection.
+
+    One-shot edits share the bases of their calibration sets; a sequential edit has its own, computed
+    on the model edited block by block.
+    """
+    roles = {"safety": spec["safety_dataset"]}
+    if spec["region"] == "orthogonal_projection":
+        roles["utility"] = spec["utility_dataset"]
+    if spec["mode"] == "sequential":
+        return {role: sequential_bases_path(experiment_id, role) for role in roles}
+    return {role: bases_path(dataset) for role, dataset in roles.items()}
+
+
 def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Map each experiment id to its parameters, the evaluation variants it runs and its region file."""
     candidates: list[tuple[str, dict[str, Any]]] = [
@@ -128,20 +171,26 @@ def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     probing = settings.get("head_probing") or {}
     for k in probing.get("top_k", []):
         candidates.append((f"head_probing-k{k}", {"region": "head_probing", "top_k": int(k), "variants": probing.get("variants")}))
+    rank_settings = config.get("ranks", {})
+    for key, region in (("top", "actsvd_top"), ("bottom", "actsvd_bottom"), ("orthogonal_projection", "orthogonal_projection")):
+        for entry in rank_settings.get(key, []):
+            candidates.extend(_rank_experiments(region, entry, rank_settings.get("reference_rank", 576)))
 
     all_variants = list(config.get("evaluation", {}).get("variants", ["vanilla", "adv_suffix", "adv_decoding"]))
     registry: dict[str, dict[str, Any]] = {}
     for experiment_id, spec in candidates:
         if experiment_id in registry:
             raise RegistryError(
-                f"experiment '{experiment_id}' appears twice under regions; remove the repeated grid value"
+                f"experiment '{experiment_id}' appears twice under regions or ranks; remove the repeated grid value"
             )
         spec = copy.deepcopy(spec)
         spec.setdefault("model", "aligned")
         for column in PARAMETER_COLUMNS:
             spec.setdefault(column, None)
         spec["variants"] = [v for v in all_variants if v in (spec.get("variants") or all_variants)]
-        spec["region_path"] = region_path(experiment_id) if spec["region"] != "none" else None
+        is_rank = spec["region"] in RANK_REGIONS
+        spec["region_path"] = region_path(experiment_id) if spec["region"] != "none" and not is_rank else None
+        spec["bases"] = rank_bases(experiment_id, spec) if is_rank else None
         registry[experiment_id] = spec
     return registry
 

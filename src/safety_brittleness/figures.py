@@ -29,11 +29,14 @@ def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
     utility = metrics[(metrics["metric"] == "utility_accuracy") & (metrics["task"] == "mean")]
     sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     keep = ["experiment_id", "model", "region", "p", "q", "value", "ci_low", "ci_high"]
+    keep += [column for column in ("rank", "r_u", "r_s") if column in utility.columns]
     table = utility[keep].rename(columns={"value": "utility_accuracy", "ci_low": "utility_low", "ci_high": "utility_high"})
     table["asr_vanilla"] = table["experiment_id"].map(asr["value"])
     table["asr_low"] = table["experiment_id"].map(asr["ci_low"])
     table["asr_high"] = table["experiment_id"].map(asr["ci_high"])
     table["actual_sparsity"] = table["experiment_id"].map(sparsity)
+    removed = metrics[metrics["metric"] == "removed_rank"].set_index("experiment_id")["value"]
+    table["removed_rank"] = table["experiment_id"].map(removed)
     # Base model first, then the aligned model, then edited models by p and q.
     table["order"] = table["region"].ne("none") * 2 + table["model"].eq("aligned") * table["region"].eq("none")
     table = table.sort_values(["order", "p", "q", "experiment_id"], kind="stable", na_position="first")
@@ -41,9 +44,15 @@ def asr_utility_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
-    """Write one row per experiment (ASR_Vanilla, refusal and degenerate rates, utility, sparsity) as CSV and Markdown."""
+    """Write one row per experiment (ASR_Vanilla, refusal and degenerate rates, utility, sparsity) as CSV and Markdown.
+
+    Rank edits add their ranks (rank, r_u, r_s) and the largest rank(dW) over layers.
+    """
     table = asr_utility_table(metrics)
-    columns = ["experiment_id", "p", "q", "actual_sparsity", "asr_vanilla", "asr_low", "asr_high"]
+    columns = ["experiment_id", "p", "q", "actual_sparsity"]
+    if table["removed_rank"].notna().any():
+        columns += [column for column in ("rank", "r_u", "r_s") if column in table.columns] + ["removed_rank"]
+    columns += ["asr_vanilla", "asr_low", "asr_high"]
     extra = [
         ("asr_adv_suffix", "paper"), ("asr_adv_decoding", "paper"),
         ("asr_adv_suffix", "reference_code"), ("asr_adv_decoding", "reference_code"),
@@ -58,10 +67,7 @@ def write_grid_table(metrics: pd.DataFrame, csv_path: str | Path, markdown_path:
         columns.append(name)
     columns += ["utility_accuracy", "utility_low", "utility_high"]
     table = table[columns]
-    with atomic_path(csv_path, suffix=".csv") as temporary:
-        table.to_csv(temporary, index=False)
-    with atomic_path(markdown_path, suffix=".md") as temporary:
-        temporary.write_text(table.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
+    _write_table(table, csv_path, markdown_path)
     return table
 
 
@@ -97,6 +103,12 @@ def method_label(row: pd.Series) -> str:
         return "random, size of a set difference"
     if region == "head_probing":
         return "head probing"
+    if region == "actsvd_top":
+        return f"ActSVD top{sequential}"
+    if region == "actsvd_bottom":
+        return f"ActSVD bottom{sequential}"
+    if region == "orthogonal_projection":
+        return f"ActSVD orthogonal projection{sequential}"
     return str(region)
 
 
@@ -119,6 +131,8 @@ def experiment_table(metrics: pd.DataFrame) -> pd.DataFrame:
     table["utility_items"] = table["experiment_id"].map(utility["n"])
     sparsity = metrics[metrics["metric"] == "actual_sparsity"].set_index("experiment_id")["value"]
     table["actual_sparsity"] = table["experiment_id"].map(sparsity)
+    removed = metrics[metrics["metric"] == "removed_rank"].set_index("experiment_id")["value"]
+    table["removed_rank"] = table["experiment_id"].map(removed)
     table["method"] = table.apply(method_label, axis=1) if len(table) else pd.Series(dtype=str)
     table["attack"] = pd.Categorical(
         table["variant"].map(VARIANT_LABELS), categories=[VARIANT_LABELS[v] for v in VARIANT_LABELS]
@@ -177,19 +191,25 @@ def plot_fig2_neurons(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str
         f"set difference (safety-full vs utility, one-shot), p, q grid of params.yaml; line: Pareto front per rule",
         f"head probing: top-k heads by probe accuracy, k in {sorted(edited.loc[edited.region == 'head_probing', 'top_k'].dropna().astype(int).unique().tolist())}",
     ])
+    layer = geom_line(aes(group="method"), data=front, linetype="dashed")
+    _save_asr_scatter(table, layer, "Neuron-level regions: attack success vs utility", caption, png_path, pdf_path)
+    return table
+
+
+def _save_asr_scatter(table: pd.DataFrame, layer, title: str, caption: str, png_path, pdf_path) -> None:
+    """Draw each ASR against mean accuracy, one panel per attack, with `layer` under the points."""
     figure = (
         ggplot(table, aes("utility_accuracy", "asr", color="method", shape="method"))
         + geom_segment(aes(xend="utility_accuracy", y="asr_low", yend="asr_high"), alpha=0.3)
-        + geom_line(aes(group="method"), data=front, linetype="dashed")
+        + layer
         + geom_point(size=2.5)
         + facet_wrap("~attack")
         + labs(x="mean utility accuracy", y="attack success rate", color="experiment", shape="experiment",
-               title="Neuron-level regions: attack success vs utility", caption=caption)
+               title=title, caption=caption)
         + _style()
         + theme(legend_text=element_text(size=7))
     )
     _save(figure, png_path, pdf_path, width=12, height=5)
-    return table
 
 
 def _bottom_curves(table: pd.DataFrame, min_accuracy: float, datasets: tuple[str, ...]) -> pd.DataFrame:
@@ -290,6 +310,66 @@ def plot_fig8_safety_data_bottom(metrics: pd.DataFrame, png_path: str | Path, pd
     return curves
 
 
+def _rank_point_label(row: pd.Series) -> str:
+    if row["region"] == "orthogonal_projection":
+        return f"({int(row['r_u'])}, {int(row['r_s'])})"
+    if row["region"] == "actsvd_top":
+        return f"r={int(row['rank'])}"
+    return ""
+
+
+def plot_fig2_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
+    """Plot each ASR against mean accuracy for rank edits: ActSVD top ranks and orthogonal projection."""
+    table = experiment_table(metrics)
+    table = table[table["region"].isin(["none", "actsvd_top", "orthogonal_projection"])].copy()
+    table["label"] = table.apply(_rank_point_label, axis=1) if len(table) else pd.Series(dtype=str)
+    edited = table[table["region"] != "none"]
+    reference = edited["reference_rank"].dropna()
+    caption = _run_caption(table, [
+        "ActSVD top: the top r safety output directions of every layer removed, labels r; orthogonal projection: "
+        "(I - P_u) P_s W removed, labels (r_u, r_s)",
+        f"ranks at width {int(reference.iloc[0]) if len(reference) else 'n/a'}, scaled to each layer's full rank; "
+        f"largest rank(dW) over layers: {', '.join(sorted({str(int(v)) for v in edited['removed_rank'].dropna()})) or 'n/a'}; "
+        f"bases from {_describe_settings(edited) or 'no rank edit'}",
+    ])
+    layer = geom_text(aes(label="label"), size=6, nudge_y=0.04, show_legend=False)
+    _save_asr_scatter(table, layer, "Rank-level regions: attack success vs utility", caption, png_path, pdf_path)
+    return table
+
+
+def plot_fig3_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path, min_accuracy: float) -> pd.DataFrame:
+    """Plot ASR after removing the least safety-critical ranks against the number of ranks removed."""
+    table = experiment_table(metrics)
+    bottom = table[(table["region"] == "actsvd_bottom") & (table["utility_accuracy"] > min_accuracy)].copy()
+    bottom = bottom[bottom["variant"].isin(["adv_suffix", "adv_decoding"])]
+    aligned = table[(table["experiment_id"] == "aligned") & table["variant"].isin(bottom["variant"].unique())].copy()
+    starts = []
+    for method in bottom["method"].unique():
+        start = aligned.copy()
+        start["method"] = method
+        start["rank"] = 0
+        starts.append(start)
+    curves = pd.concat([*starts, bottom], ignore_index=True).sort_values(["method", "variant", "rank"])
+    reference = bottom["reference_rank"].dropna()
+    caption = _run_caption(table[table["region"] == "actsvd_bottom"], [
+        "the r least safety-critical output directions of every layer removed (the top R - r kept), bases from "
+        f"{_describe_settings(bottom) or 'no rank edit'}; r at width {int(reference.iloc[0]) if len(reference) else 'n/a'}, "
+        f"scaled to each layer; r = 0 is the aligned model; only models with accuracy > {min_accuracy}",
+    ])
+    figure = (
+        ggplot(curves, aes("rank", "asr", color="method"))
+        + geom_line()
+        + geom_point(size=2)
+        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), alpha=0.4)
+        + facet_wrap("~attack")
+        + labs(x="removed ranks r (of each layer's R)", y="attack success rate", color="edit",
+               title="Removing the least safety-critical ranks", caption=caption)
+        + _style()
+    )
+    _save(figure, png_path, pdf_path)
+    return curves
+
+
 def _heat_map(table: pd.DataFrame, value: str, legend: str, title: str, caption: str, png_path, pdf_path) -> None:
     """Plot one tile per block and module, modules in layer-name order."""
     order = list(dict.fromkeys(table.sort_values("layer")["module"]))
@@ -347,29 +427,53 @@ def plot_fig9_probing(probes: pd.DataFrame, png_path: str | Path, pdf_path: str 
     _save(figure, png_path, pdf_path, width=7, height=4.5)
 
 
+def _pareto_rows(metrics: pd.DataFrame, region: str, columns: list[str], groups: list[str]) -> pd.DataFrame:
+    """Return the aligned model, then per group the experiments of `region` on the Pareto front of ASR_Vanilla and accuracy."""
+    table = experiment_table(metrics)
+    wide = table.pivot_table(index="experiment_id", columns="variant", values="asr").add_prefix("asr_")
+    per_experiment = table.drop_duplicates("experiment_id").set_index("experiment_id")
+    wide = wide.join(per_experiment[columns + ["region"]])
+    asr_columns = [f"asr_{v}" for v in VARIANT_LABELS if f"asr_{v}" in wide.columns]
+    rows = [wide.loc[["aligned"]]] if "aligned" in wide.index else []
+    selected = wide[wide["region"] == region].dropna(subset=["asr_vanilla"])
+    for _, group in selected.groupby(groups, sort=True):
+        front = group[pareto_front(group, "utility_accuracy", "asr_vanilla")]
+        rows.append(front.sort_values("asr_vanilla", ascending=False))
+    result = pd.concat(rows).reset_index()[["experiment_id"] + columns + asr_columns]
+    for column in groups:
+        result[column] = result[column].astype(object).where(result[column].notna(), "")
+    return result
+
+
 def write_table6(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
     """Write the best (p, q) rows: set-difference points on the Pareto front of ASR_Vanilla and accuracy, per rule.
 
     Columns: the rule, p, q, actual sparsity, each evaluated ASR (paper rule) and mean accuracy.
     The aligned model comes first for reference.
     """
-    table = experiment_table(metrics)
-    wide = table.pivot_table(index="experiment_id", columns="variant", values="asr").add_prefix("asr_")
-    per_experiment = table.drop_duplicates("experiment_id").set_index("experiment_id")
-    columns = ["score_method", "selection", "safety_dataset", "mode", "p", "q", "actual_sparsity", "utility_accuracy"]
-    wide = wide.join(per_experiment[columns + ["region"]])
-    asr_columns = [f"asr_{v}" for v in VARIANT_LABELS if f"asr_{v}" in wide.columns]
-    rows = [wide.loc[["aligned"]]] if "aligned" in wide.index else []
-    selected = wide[wide["region"] == "set_difference"].dropna(subset=["asr_vanilla"])
-    for _, group in selected.groupby(["score_method", "selection", "safety_dataset", "mode"], sort=True):
-        front = group[pareto_front(group, "utility_accuracy", "asr_vanilla")]
-        rows.append(front.sort_values("asr_vanilla", ascending=False))
-    result = pd.concat(rows).reset_index()[["experiment_id"] + columns + asr_columns]
-    for column in ("score_method", "selection", "safety_dataset", "mode"):
-        result[column] = result[column].astype(object).where(result[column].notna(), "")
+    groups = ["score_method", "selection", "safety_dataset", "mode"]
+    result = _pareto_rows(metrics, "set_difference", groups + ["p", "q", "actual_sparsity", "utility_accuracy"], groups)
+    _write_table(result, csv_path, markdown_path)
+    return result
+
+def _write_table(result: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> None:
     with atomic_path(csv_path, suffix=".csv") as temporary:
         result.to_csv(temporary, index=False)
     with atomic_path(markdown_path, suffix=".md") as temporary:
         printable = result.astype(object).where(result.notna(), None)
         temporary.write_text(printable.to_markdown(index=False, floatfmt=".4g", missingval="") + "\n")
+
+
+def write_table7(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
+    """Write the best (r_u, r_s) rows: orthogonal projections on the Pareto front of ASR_Vanilla and accuracy, per mode.
+
+    Columns: r_u, r_s (at the width reference_rank), the largest rank(dW) over layers, each
+    evaluated ASR (paper rule) and mean accuracy. The aligned model comes first for reference.
+    """
+    groups = ["safety_dataset", "mode"]
+    columns = groups + ["reference_rank", "r_u", "r_s", "removed_rank", "utility_accuracy"]
+    result = _pareto_rows(metrics, "orthogonal_projection", columns, groups).rename(columns={"removed_rank": "rank_dW"})
+    for column in ("reference_rank", "r_u", "r_s", "rank_dW"):
+        result[column] = result[column].astype("Int64")
+    _write_table(result, csv_path, markdown_path)
     return result

@@ -4,102 +4,21 @@ For a layer with weight W (d_out x d_in) and calibration inputs X (tokens x d_in
 top left singular vectors U of the output activations W X^T. They are the eigenvectors of
 W (X^T X) W^T, so the d_in x d_in Gram matrix X^T X, summed over the response tokens of the
 calibration set, replaces the stored activations: memory no longer grows with the number of tokens.
+
+This module holds the arithmetic on bases and weights; safety_brittleness.actsvd collects the Gram
+matrices from a model's activations.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 import torch
-from safety_brittleness.activations import for_each_response_input
-from safety_brittleness.alignment import TrainingExample, tokenize_example
+from safety_brittleness.experiments import RANK_REGIONS
 from safety_brittleness.models import block_linear_layers
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def shared_inputs(model, tokenizer, example: TrainingExample, max_length: int) -> dict[str, str]:
-    """Map every block linear layer to the first layer that reads the very same input tensor.
-
-    In a Llama block the q, k and v projections read one tensor, and so do the gate and up
-    projections: their Gram matrices are equal, so only the first of each group is computed.
-    """
-    layers = block_linear_layers(model)
-    device = next(model.parameters()).device
-    # The tensors themselves are kept, so no freed tensor's memory is reused by a later input.
-    seen: dict[str, torch.Tensor] = {}
-
-    def record(name: str):
-        def hook(module, inputs, output):
-            seen[name] = inputs[0]
-        return hook
-
-    handles = [layer.register_forward_hook(record(name)) for name, layer in layers.items()]
-    try:
-        input_ids, _ = tokenize_example(tokenizer, example, max_length)
-        model(input_ids=torch.tensor([input_ids], device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    groups: dict[str, str] = {}
-    for name in layers:
-        groups[name] = next((other for other in groups if seen[other] is seen[name] and groups[other] == other), name)
-    return groups
-
-
-@torch.no_grad()
-def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
-    """Return X^T X (float64) of the block linear layers' inputs over the response tokens of `examples`.
-
-    Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
-    input share one matrix object (see shared_inputs), so it is computed and stored once.
-    """
-    layers = block_linear_layers(model)
-    groups = shared_inputs(model, tokenizer, examples[0], max_length) if examples else {name: name for name in layers}
-    owners = {name: layer for name, layer in layers.items() if groups[name] == name}
-    grams = {
-        name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
-        for name, layer in owners.items()
-    }
-
-    def accumulate(name: str, features: torch.Tensor) -> None:
-        features = features.double()
-        grams[name] += features.T @ features
-
-    for_each_response_input(model, tokenizer, examples, max_length, owners, accumulate, "ActSVD Gram")
-    return {name: grams[groups[name]] for name in layers}
-
-
-def save_grams(grams: dict[str, torch.Tensor], path, metadata: dict) -> None:
-    """Store each distinct Gram matrix once (float64), with the layer-to-matrix map in the header."""
-    import json
-
-    from safetensors.torch import save_file
-
-    from safety_brittleness.provenance import atomic_path
-
-    owners: dict[int, str] = {}
-    mapping = {name: owners.setdefault(id(gram), name) for name, gram in grams.items()}
-    tensors = {name: grams[name].contiguous() for name in set(mapping.values())}
-    header = {"layers": json.dumps(mapping), "provenance": json.dumps(metadata, default=str)}
-    with atomic_path(path, suffix=".safetensors") as temporary:
-        save_file(tensors, str(temporary), metadata=header)
-
-
-def load_grams(path) -> dict[str, torch.Tensor]:
-    """Return {layer name: Gram matrix} from a file written by save_grams."""
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-        if "layers" not in header:
-            raise ValueError(f"'{path}' is not a Gram file written by save_grams; rerun its rule")
-        mapping = json.loads(header["layers"])
-        stored = {name: handle.get_tensor(name) for name in handle.keys()}
-    return {name: stored[owner] for name, owner in mapping.items()}
 
 
 def output_basis(weight: torch.Tensor, gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,29 +67,134 @@ def subspace_similarity(first: torch.Tensor, second: torch.Tensor, rank: int) ->
     return float(overlap.pow(2).sum() / rank)
 
 
+def layer_rank(rank: int, full_rank: int, reference_rank: int) -> int:
+    """Return a rank given at width `reference_rank`, scaled to a layer of full rank R.
+
+    The result is round(rank * R / reference_rank), clipped to [0, R], and at least 1 when rank > 0.
+    With reference_rank = R the rank is used as given.
+    """
+    if rank <= 0:
+        return 0
+    return min(full_rank, max(1, round(rank * full_rank / reference_rank)))
+
+
+def output_bases(model, grams: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Return {layer: (singular values, left singular vectors of W X^T)} for every block linear layer."""
+    from tqdm.auto import tqdm
+
+    layers = block_linear_layers(model)
+    bases = {}
+    for name, layer in tqdm(layers.items(), desc="output bases", unit="layer", total=len(layers)):
+        bases[name] = output_basis(layer.weight.detach(), grams[name])
+    return bases
+
+
+def save_bases(bases: dict[str, tuple[torch.Tensor, torch.Tensor]], path, metadata: dict) -> None:
+    """Store each layer's basis (float32, d_out x R) and singular values (float64)."""
+    from safetensors.torch import save_file
+
+    from safety_brittleness.provenance import atomic_path
+
+    tensors = {}
+    for name, (values, basis) in bases.items():
+        tensors[f"{name}.basis"] = basis.float().contiguous()
+        tensors[f"{name}.singular_values"] = values.double().contiguous()
+    header = {"kind": "output_bases", "provenance": json.dumps(metadata, default=str)}
+    with atomic_path(path, suffix=".safetensors") as temporary:
+        save_file(tensors, str(temporary), metadata=header)
+
+
+def load_bases(path) -> dict[str, torch.Tensor]:
+    """Return {layer name: basis} from a file written by save_bases."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if (handle.metadata() or {}).get("kind") != "output_bases":
+            raise ValueError(f"'{path}' is not a basis file written by save_bases; rerun its rule")
+        return {key[: -len(".basis")]: handle.get_tensor(key) for key in handle.keys() if key.endswith(".basis")}
+
+
+def _numerical_rank(left: torch.Tensor, right: torch.Tensor, threshold: float) -> int:
+    """Return the number of singular values of left @ right above `threshold`, without forming the product.
+
+    left is d_out x k with k <= d_out, right is k x d_in.
+    """
+    if left.shape[1] == 0:
+        return 0
+    _, triangular = torch.linalg.qr(left)
+    return int(torch.linalg.matrix_rank(triangular @ right, atol=threshold, rtol=0.0))
+
+
+# Singular values of dW below this share of ||W||_F count as zero: bases are stored in float32.
+RANK_TOLERANCE = 1e-6
+
+
+def edit_weight(
+    weight: torch.Tensor, spec: dict, safety_basis: torch.Tensor, utility_basis: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Return one layer's edited weight (float64) and rank(dW) for the rank edit that `spec` describes.
+
+    spec["region"] is one of
+    - actsvd_top: W <- W - U_r U_r^T W, the top r = spec["rank"] safety directions removed;
+    - actsvd_bottom: W <- U_k U_k^T W with k = R - r, the r least safety-critical directions removed;
+    - orthogonal_projection: W <- W - (I - P_u) P_s W with spec["r_u"] and spec["r_s"].
+    Ranks are scaled to the layer with layer_rank and spec["reference_rank"].
+    """
+    region = spec["region"]
+    if region not in RANK_REGIONS:
+        raise ValueError(f"region '{region}' is not a rank edit; expected one of {', '.join(RANK_REGIONS)}")
+    weight = weight.double()
+    full = min(weight.shape)
+    reference = int(spec["reference_rank"])
+    basis = safety_basis.to(weight.device).double()
+    if region == "orthogonal_projection":
+        if utility_basis is None:
+            raise ValueError("orthogonal_projection needs the utility bases")
+        r_u = layer_rank(int(spec["r_u"]), full, reference)
+        r_s = layer_rank(int(spec["r_s"]), full, reference)
+        kept = basis[:, : full - r_s]
+        useful = utility_basis.to(weight.device).double()[:, : full - r_u]
+        left = kept - useful @ (useful.T @ kept)
+        right = kept.T @ weight
+        threshold = RANK_TOLERANCE * float(torch.linalg.matrix_norm(weight))
+        return weight - left @ right, _numerical_rank(left, right, threshold)
+    rank = layer_rank(int(spec["rank"]), full, reference)
+    if region == "actsvd_top":
+        return remove_top_ranks(weight, basis, rank), rank
+    return keep_top_ranks(weight, basis, full - rank), rank
+
+
+@torch.no_grad()
+def apply_rank_edit(model, spec: dict, safety: dict[str, torch.Tensor], utility: dict[str, torch.Tensor] | None = None) -> int:
+    """Edit every block linear layer of `model` in place (see edit_weight); return the largest rank(dW)."""
+    largest = 0
+    for name, layer in block_linear_layers(model).items():
+        edited, removed = edit_weight(layer.weight.data, spec, safety[name], None if utility is None else utility[name])
+        layer.weight.data.copy_(edited.to(layer.weight.dtype))
+        largest = max(largest, removed)
+    return largest
+
+
 def scaled_rank(full_rank: int, fraction: float) -> int:
     """Return round(fraction * R), at least 1: a rank given as a share of the layer's full rank R."""
     return max(1, round(fraction * full_rank))
 
 
-def subspace_table(
-    model, safety: dict[str, torch.Tensor], utility: dict[str, torch.Tensor], rank_fraction: float,
-) -> list[dict]:
+def subspace_table(safety: dict[str, torch.Tensor], utility: dict[str, torch.Tensor], rank_fraction: float) -> list[dict]:
     """Return the subspace similarity of the top safety and top utility output directions, one row per layer.
 
-    The rank compared in a layer is scaled_rank(R, rank_fraction): 100 of Llama-2-7B's 4096 is a
-    fraction of 0.0244, which gives 14 of 576 on the embedded model.
+    `safety` and `utility` map each layer to its output basis (d_out x R). The rank compared in a
+    layer is scaled_rank(R, rank_fraction): 100 of Llama-2-7B's 4096 is a fraction of 0.0244, which
+    gives 14 of 576 on the embedded model.
     """
     rows = []
-    for name, layer in block_linear_layers(model).items():
-        weight = layer.weight.detach()
-        _, safety_basis = output_basis(weight, safety[name])
-        _, utility_basis = output_basis(weight, utility[name])
-        rank = scaled_rank(min(weight.shape), rank_fraction)
+    for name, safety_basis in safety.items():
+        full = safety_basis.shape[1]
+        rank = scaled_rank(full, rank_fraction)
         parts = name.split(".")
         position = next(i for i, part in enumerate(parts) if part.isdigit())
         rows.append({
             "layer": name, "block": int(parts[position]), "module": parts[-1], "rank": rank,
-            "full_rank": min(weight.shape), "similarity": subspace_similarity(utility_basis, safety_basis, rank),
+            "full_rank": full, "similarity": subspace_similarity(utility[name].double(), safety_basis.double(), rank),
         })
     return rows

@@ -11,6 +11,8 @@ def experiment_inputs(wildcards):
     }
     if spec["region_path"]:
         inputs["region"] = spec["region_path"]
+    for role, path in (spec["bases"] or {}).items():
+        inputs[f"{role}_bases"] = path
     return inputs
 
 

@@ -118,3 +118,42 @@ rule write_grid_table:
         "logs/write_grid_table.log",
     script:
         "../scripts/run_step.py"
+
+
+rule plot_fig2_ranks:
+    output:
+        **figure_rule_outputs("fig2_ranks", "Rank-level study"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/plot_fig2_ranks.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule plot_fig3_ranks:
+    output:
+        **figure_rule_outputs("fig3_ranks", "Rank-level study"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    params:
+        settings=config["figures"],
+    log:
+        "logs/plot_fig3_ranks.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule write_table7:
+    output:
+        csv=report("results/tables/table7.csv", caption="../report/table7.rst", category="Rank-level study"),
+        markdown="results/tables/table7.md",
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/write_table7.log",
+    script:
+        "../scripts/run_step.py"

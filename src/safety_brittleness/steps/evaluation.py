@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from safety_brittleness import evaluation, models, regions
+from safety_brittleness import evaluation, models, ranks, regions
 from safety_brittleness.alignment import examples_from_frame
 from safety_brittleness.experiments import PARAMETER_COLUMNS
 from safety_brittleness.judges import build_judge
@@ -25,8 +25,15 @@ def evaluate_experiment(context: StepContext) -> None:
     experiment_id = context.wildcards["experiment"]
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    extra_rows = []
     if "region" in context.input:
         regions.apply_masks(model, regions.load_masks(context.input["region"]))
+    if "safety_bases" in context.input:
+        safety = ranks.load_bases(context.input["safety_bases"])
+        utility = ranks.load_bases(context.input["utility_bases"]) if "utility_bases" in context.input else None
+        removed = ranks.apply_rank_edit(model, spec, safety, utility)
+        extra_rows.append({"metric": "removed_rank", "value": float(removed)})
+        log.info("%s: largest rank(dW) over layers %d", experiment_id, removed)
     judge = build_judge(settings["judge"], settings, device, dtype)
     system_prompt = context.params["safety_system_prompt"]
 
@@ -50,7 +57,7 @@ def evaluate_experiment(context: StepContext) -> None:
     sparsity = regions.actual_sparsity(model)
 
     metrics = pd.DataFrame(
-        rows + benign_rows + utility_rows + [perplexity, {"metric": "actual_sparsity", "value": sparsity}]
+        rows + benign_rows + utility_rows + extra_rows + [perplexity, {"metric": "actual_sparsity", "value": sparsity}]
     )
     metrics["experiment_id"] = experiment_id
     metrics = metrics.reindex(columns=METRIC_COLUMNS)

@@ -25,6 +25,18 @@ def plot_fig3_neurons(context: StepContext) -> None:
 
 
 @step
+def plot_fig2_ranks(context: StepContext) -> None:
+    figures.plot_fig2_ranks(_metrics(context), context.output["png"], context.output["pdf"])
+
+
+@step
+def plot_fig3_ranks(context: StepContext) -> None:
+    figures.plot_fig3_ranks(
+        _metrics(context), context.output["png"], context.output["pdf"], context.params["settings"]["fig3_min_accuracy"]
+    )
+
+
+@step
 def plot_fig7_safety_data(context: StepContext) -> None:
     figures.plot_fig7_safety_data(_metrics(context), context.output["png"], context.output["pdf"])
 
@@ -59,3 +71,8 @@ def write_table6(context: StepContext) -> None:
 @step
 def write_grid_table(context: StepContext) -> None:
     figures.write_grid_table(_metrics(context), context.output["csv"], context.output["markdown"])
+
+
+@step
+def write_table7(context: StepContext) -> None:
+    figures.write_table7(_metrics(context), context.output["csv"], context.output["markdown"])

@@ -1,0 +1,173 @@
+"""ActSVD calibration: input Gram matrices of block linear layers, one-shot or block by block.
+
+The Gram matrix X^T X of a layer's inputs over the response tokens of a calibration set is all that
+the output bases of safety_brittleness.ranks need. Sequential mode recomputes each block's Gram
+matrices on the model whose earlier blocks are already edited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import torch
+from tqdm.auto import tqdm
+
+from safety_brittleness.activations import for_each_response_input
+from safety_brittleness.alignment import TrainingExample, tokenize_example
+from safety_brittleness.models import block_linear_layers, decoder_blocks
+from safety_brittleness.ranks import edit_weight, output_basis
+from safety_brittleness.scoring import BlockInputs
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def shared_inputs(model, tokenizer, example: TrainingExample, max_length: int) -> dict[str, str]:
+    """Map every block linear layer to the first layer that reads the very same input tensor.
+
+    In a Llama block the q, k and v projections read one tensor, and so do the gate and up
+    projections: their Gram matrices are equal, so only the first of each group is computed.
+    """
+    layers = block_linear_layers(model)
+    device = next(model.parameters()).device
+    # The tensors themselves are kept, so no freed tensor's memory is reused by a later input.
+    seen: dict[str, torch.Tensor] = {}
+
+    def record(name: str):
+        def hook(module, inputs, output):
+            seen[name] = inputs[0]
+        return hook
+
+    handles = [layer.register_forward_hook(record(name)) for name, layer in layers.items()]
+    try:
+        input_ids, _ = tokenize_example(tokenizer, example, max_length)
+        model(input_ids=torch.tensor([input_ids], device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    groups: dict[str, str] = {}
+    for name in layers:
+        groups[name] = next((other for other in groups if seen[other] is seen[name] and groups[other] == other), name)
+    return groups
+
+
+@torch.no_grad()
+def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
+    """Return X^T X (float64) of the block linear layers' inputs over the response tokens of `examples`.
+
+    Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
+    input share one matrix object (see shared_inputs), so it is computed and stored once.
+    """
+    layers = block_linear_layers(model)
+    groups = shared_inputs(model, tokenizer, examples[0], max_length) if examples else {name: name for name in layers}
+    owners = {name: layer for name, layer in layers.items() if groups[name] == name}
+    grams = {
+        name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
+        for name, layer in owners.items()
+    }
+
+    tokens = {"count": 0}
+    first = next(iter(owners), None)
+
+    def accumulate(name: str, features: torch.Tensor) -> None:
+        if name == first:
+            tokens["count"] += features.shape[0]
+        features = features.double()
+        grams[name] += features.T @ features
+
+    for_each_response_input(model, tokenizer, examples, max_length, owners, accumulate, "ActSVD Gram")
+    if tokens["count"] == 0:
+        raise ValueError(
+            f"the {len(examples)} calibration examples hold no response tokens within max_length {max_length}, "
+            "so every Gram matrix would be zero; check that the calibration responses are not empty"
+        )
+    log.info("Gram matrices over %d response tokens of %d examples", tokens["count"], len(examples))
+    return {name: grams[groups[name]] for name in layers}
+
+
+def save_grams(grams: dict[str, torch.Tensor], path, metadata: dict) -> None:
+    """Store each distinct Gram matrix once (float64), with the layer-to-matrix map in the header."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from safety_brittleness.provenance import atomic_path
+
+    owners: dict[int, str] = {}
+    mapping = {name: owners.setdefault(id(gram), name) for name, gram in grams.items()}
+    tensors = {name: grams[name].contiguous() for name in set(mapping.values())}
+    header = {"layers": json.dumps(mapping), "provenance": json.dumps(metadata, default=str)}
+    with atomic_path(path, suffix=".safetensors") as temporary:
+        save_file(tensors, str(temporary), metadata=header)
+
+
+def load_grams(path) -> dict[str, torch.Tensor]:
+    """Return {layer name: Gram matrix} from a file written by save_grams."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+        if "layers" not in header:
+            raise ValueError(f"'{path}' is not a Gram file written by save_grams; rerun its rule")
+        mapping = json.loads(header["layers"])
+        stored = {name: handle.get_tensor(name) for name in handle.keys()}
+    return {name: stored[owner] for name, owner in mapping.items()}
+
+
+
+
+@torch.no_grad()
+def _block_grams(inputs, block, layers: dict[str, torch.nn.Linear]) -> dict[str, torch.Tensor]:
+    """X^T X of `layers` (inside `block`) over the response tokens of the carried block inputs."""
+    grams = {name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
+             for name, layer in layers.items()}
+    current: dict[str, torch.Tensor] = {}
+
+    def accumulate(name: str):
+        def hook(module, arguments, output):
+            features = arguments[0][0][current["positions"]].double()
+            grams[name] += features.T @ features
+        return hook
+
+    handles = [layer.register_forward_hook(accumulate(name)) for name, layer in layers.items()]
+    try:
+        for hidden, (args, kwargs), positions in zip(inputs.hidden, inputs.arguments, inputs.positions):
+            current["positions"] = positions
+            block(hidden, *args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return grams
+
+
+@torch.no_grad()
+def sequential_bases(
+    model, tokenizer, datasets: dict[str, list[TrainingExample]], max_length: int, spec: dict,
+) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Compute output bases and apply the rank edit block by block; return {role: {layer: (values, basis)}}.
+
+    `datasets` maps a role (safety, and utility for orthogonal projection) to its calibration
+    examples. Block i's bases come from the inputs of the model whose blocks 0..i-1 are already
+    edited; block i is then edited with them (ranks.edit_weight) and the carried hidden states pass
+    through the edited block. The model is left edited.
+    """
+    prefix, blocks = decoder_blocks(model)
+    layers = block_linear_layers(model)
+    carried = {role: BlockInputs.capture(model, tokenizer, examples, max_length) for role, examples in datasets.items()}
+    bases: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {role: {} for role in datasets}
+    for index, block in enumerate(tqdm(blocks, desc="sequential ActSVD", unit="block", mininterval=2.0)):
+        block_layers = {name: layer for name, layer in layers.items() if name.startswith(f"{prefix}.{index}.")}
+        for role, inputs in carried.items():
+            grams = _block_grams(inputs, block, block_layers)
+            for name, layer in block_layers.items():
+                bases[role][name] = output_basis(layer.weight.detach(), grams[name])
+        for name, layer in block_layers.items():
+            utility = bases["utility"][name][1] if "utility" in bases else None
+            edited, _ = edit_weight(layer.weight.data, spec, bases["safety"][name][1].float(), None if utility is None else utility.float())
+            layer.weight.data.copy_(edited.to(layer.weight.dtype))
+        for inputs in carried.values():
+            inputs.hidden = inputs.run(block)
+    return bases

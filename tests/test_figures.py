@@ -163,14 +163,14 @@ def test_grid_table_keeps_experiments_without_vanilla(tmp_path):
     assert table.loc["bottom-short", "asr_adv_suffix"] == 0.005
 
 
-def test_fig2_ranks_shows_rank_edits_and_the_reference_models(tmp_path):
+def test_fig2_ranks_points_and_labels(tmp_path):
     table = plot_fig2_ranks(synthetic_metrics(), tmp_path / "r.png", tmp_path / "r.pdf")
     assert set(table["experiment_id"]) == {"base", "aligned", "rank-top", "op1", "op2", "op3"}
     labels = table.drop_duplicates("experiment_id").set_index("experiment_id")["label"]
     assert (labels["op2"], labels["rank-top"], labels["aligned"]) == ("(520, 566)", "r=1", "")
 
 
-def test_fig3_ranks_starts_at_the_aligned_model_and_drops_broken_models(tmp_path):
+def test_fig3_ranks_filters_broken_models(tmp_path):
     curves = plot_fig3_ranks(synthetic_metrics(), tmp_path / "b.png", tmp_path / "b.pdf", min_accuracy=0.5)
     assert sorted(curves["rank"].unique()) == [0, 100]   # rank 500 falls below accuracy 0.5
     assert set(curves["variant"]) == {"adv_suffix"}

@@ -173,7 +173,7 @@ def test_rank_edit_rebuilt_from_stored_bases(tiny_llama, character_tokenizer, tm
     assert largest == max(layer_rank(2, min(w.shape), 32) for w in original.values())
 
 
-def test_sequential_bases_without_an_edit_equal_one_shot(tiny_llama, character_tokenizer):
+def test_sequential_bases_without_edit(tiny_llama, character_tokenizer):
     examples = make_examples()
     one_shot = output_bases(tiny_llama, input_grams(tiny_llama, character_tokenizer, examples, 64))
     # r_u = 0 keeps every utility direction, so dW = 0 and no block changes.
@@ -183,7 +183,7 @@ def test_sequential_bases_without_an_edit_equal_one_shot(tiny_llama, character_t
         torch.testing.assert_close(sequential["safety"][name][0], values, rtol=1e-5, atol=1e-6)
 
 
-def test_sequential_bases_follow_the_edited_blocks(tiny_llama, character_tokenizer):
+def test_sequential_bases_follow_edits(tiny_llama, character_tokenizer):
     examples = make_examples()
     original = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
     one_shot = output_bases(tiny_llama, input_grams(tiny_llama, character_tokenizer, examples, 64))

@@ -342,6 +342,8 @@ def plot_fig3_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str |
     table = experiment_table(metrics)
     bottom = table[(table["region"] == "actsvd_bottom") & (table["utility_accuracy"] > min_accuracy)].copy()
     bottom = bottom[bottom["variant"].isin(["adv_suffix", "adv_decoding"])]
+
+    # Every curve starts at the aligned model, r = 0.
     aligned = table[(table["experiment_id"] == "aligned") & table["variant"].isin(bottom["variant"].unique())].copy()
     starts = []
     for method in bottom["method"].unique():
@@ -350,6 +352,7 @@ def plot_fig3_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str |
         start["rank"] = 0
         starts.append(start)
     curves = pd.concat([*starts, bottom], ignore_index=True).sort_values(["method", "variant", "rank"])
+
     reference = bottom["reference_rank"].dropna()
     caption = _run_caption(table[table["region"] == "actsvd_bottom"], [
         "the r least safety-critical output directions of every layer removed (the top R - r kept), bases from "

@@ -25,6 +25,9 @@ def test_embedded_registry_counts_each_family():
     assert regions.count("set_difference") == 7
     assert regions.count("random_baseline") == 3
     assert regions.count("head_probing") == 2
+    assert regions.count("actsvd_top") == 2
+    assert regions.count("actsvd_bottom") == 4
+    assert regions.count("orthogonal_projection") == 8   # 7 one-shot points and 1 sequential
     for spec in registry.values():
         assert set(PARAMETER_COLUMNS) <= set(spec)
 
@@ -68,3 +71,21 @@ def test_repeated_grid_value_is_rejected():
     config["regions"]["top"].append(copy.deepcopy(config["regions"]["top"][0]))
     with pytest.raises(RegistryError, match="appears twice under regions"):
         build_registry(config)
+
+
+def test_rank_edits_read_shared_or_own_bases():
+    registry = build_registry(PARAMS)
+    one_shot = registry["orthogonal_projection-safety-full-one-shot-ru562-rs575"]
+    assert (one_shot["r_u"], one_shot["r_s"], one_shot["reference_rank"]) == (562, 575, 576)
+    assert one_shot["region_path"] is None
+    assert one_shot["bases"] == {
+        "safety": "results/ranks/bases/safety-full.safetensors", "utility": "results/ranks/bases/utility.safetensors",
+    }
+    sequential = registry["orthogonal_projection-safety-full-sequential-ru562-rs575"]
+    assert sequential["bases"]["utility"] == (
+        "results/ranks/sequential/orthogonal_projection-safety-full-sequential-ru562-rs575/utility.safetensors"
+    )
+    bottom = registry["actsvd_bottom-safety-short-one-shot-r300"]
+    assert (bottom["rank"], bottom["safety_dataset"]) == (300, "safety-short")
+    assert bottom["bases"] == {"safety": "results/ranks/bases/safety-short.safetensors"}
+    assert bottom["variants"] == ["adv_suffix", "adv_decoding"]

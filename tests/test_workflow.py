@@ -37,7 +37,8 @@ def test_dry_run_default_params(tmp_path):
     assert "align_model" in result.stdout
     for rule in ("extract_region", "probe_heads", "compute_overlap", "plot_fig2_neurons", "plot_fig3_neurons",
                  "plot_fig4_jaccard", "plot_fig7_safety_data", "plot_fig8_safety_data_bottom", "plot_fig9_probing",
-                 "write_table6", "compute_grams", "compute_subspace_similarity", "plot_fig4_subspace"):
+                 "write_table6", "compute_grams", "compute_subspace_similarity", "plot_fig4_subspace", "compute_bases",
+                 "compute_sequential_projection_bases", "plot_fig2_ranks", "plot_fig3_ranks", "write_table7"):
         assert rule in result.stdout
 
 
@@ -50,6 +51,7 @@ BAD_PARAMETERS = [
     ("model:\n  kind: gguf_package\n  gguf_package:\n    package: no-such-model-package\n", "package 'no-such-model-package' is not installed"),
     ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
     ("evaluation:\n  judge: classifier\n", "evaluation.classifier_path = None is not a model folder"),
+    ("ranks:\n  top:\n    - {ranks: [1]}\n    - {ranks: [1]}\n", "appears twice under regions or ranks"),
 ]
 
 

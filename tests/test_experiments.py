@@ -85,7 +85,7 @@ def test_rank_edits_read_shared_or_own_bases():
     assert sequential["bases"]["utility"] == (
         "results/ranks/sequential/orthogonal_projection-safety-full-sequential-ru562-rs575/utility.safetensors"
     )
-    bottom = registry["actsvd_bottom-safety-short-one-shot-r300"]
-    assert (bottom["rank"], bottom["safety_dataset"]) == (300, "safety-short")
+    bottom = registry["actsvd_bottom-safety-short-one-shot-r50"]
+    assert (bottom["rank"], bottom["safety_dataset"]) == (50, "safety-short")
     assert bottom["bases"] == {"safety": "results/ranks/bases/safety-short.safetensors"}
     assert bottom["variants"] == ["adv_suffix", "adv_decoding"]

@@ -7,6 +7,7 @@ caption states otherwise.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -150,7 +151,8 @@ def pareto_front(table: pd.DataFrame, x: str, y: str) -> pd.Series:
     return pd.Series(flags, index=table.index)
 
 
-def _run_caption(table: pd.DataFrame, extra: list[str]) -> str:
+def _run_caption(table: pd.DataFrame, extra: list[str], width: int = 140) -> str:
+    """Return the caption lines, each wrapped at `width` characters so it fits the figure."""
     judges = ", ".join(sorted(table["judge"].dropna().unique())) or "unknown"
     parts = list(extra)
     if not table.empty:
@@ -158,7 +160,7 @@ def _run_caption(table: pd.DataFrame, extra: list[str]) -> str:
             f"ASR over {int(table['prompts'].max())} prompts ({judges} judge, paper rule); accuracy over "
             f"{int(table['utility_items'].max())} multiple-choice items; whiskers: 95% Wilson intervals"
         )
-    return "\n".join(parts)
+    return "\n".join(textwrap.fill(part, width, break_on_hyphens=False) for part in parts)
 
 
 def _reference_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +192,7 @@ def plot_fig2_neurons(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str
         f"top removal: {', '.join(sorted({f'{m} s={format_fraction(s)}' for m, s in zip(edited.loc[edited.region == 'top', 'method'], edited.loc[edited.region == 'top', 'sparsity'])}))}",
         f"set difference (safety-full vs utility, one-shot), p, q grid of params.yaml; line: Pareto front per rule",
         f"head probing: top-k heads by probe accuracy, k in {sorted(edited.loc[edited.region == 'head_probing', 'top_k'].dropna().astype(int).unique().tolist())}",
-    ])
+    ], width=190)
     layer = geom_line(aes(group="method"), data=front, linetype="dashed")
     _save_asr_scatter(table, layer, "Neuron-level regions: attack success vs utility", caption, png_path, pdf_path)
     return table
@@ -329,10 +331,13 @@ def plot_fig2_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str |
         "ActSVD top: the top r safety output directions of every layer removed, labels r; orthogonal projection: "
         "(I - P_u) P_s W removed, labels (r_u, r_s)",
         f"ranks at width {int(reference.iloc[0]) if len(reference) else 'n/a'}, scaled to each layer's full rank; "
-        f"largest rank(dW) over layers: {', '.join(sorted({str(int(v)) for v in edited['removed_rank'].dropna()})) or 'n/a'}; "
+        f"largest rank(dW) over layers: {', '.join(str(int(v)) for v in sorted(edited['removed_rank'].dropna().unique())) or 'n/a'}; "
         f"bases from {_describe_settings(edited) or 'no rank edit'}",
-    ])
-    layer = geom_text(aes(label="label"), size=6, nudge_y=0.04, show_legend=False)
+    ], width=190)
+    layer = [
+        geom_text(aes(label="label"), size=6, nudge_y=0.04, show_legend=False),
+        scale_x_continuous(expand=(0.1, 0)),
+    ]
     _save_asr_scatter(table, layer, "Rank-level regions: attack success vs utility", caption, png_path, pdf_path)
     return table
 
@@ -351,7 +356,9 @@ def plot_fig3_ranks(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str |
         start["method"] = method
         start["rank"] = 0
         starts.append(start)
-    curves = pd.concat([*starts, bottom], ignore_index=True).sort_values(["method", "variant", "rank"])
+    curves = pd.concat([*starts, bottom], ignore_index=True)
+    curves["rank"] = curves["rank"].astype(float)
+    curves = curves.sort_values(["method", "variant", "rank"])
 
     reference = bottom["reference_rank"].dropna()
     caption = _run_caption(table[table["region"] == "actsvd_bottom"], [

@@ -1,0 +1,55 @@
+"""Fine-tuning attacks: protected weights stay bit-identical, the rest of the model trains."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from safety_brittleness.attacks import attack
+from safety_brittleness.models import block_linear_layers
+from test_scoring import make_examples
+
+SETTINGS = {
+    "learning_rate": 1e-2, "epochs": 2, "batch_size": 2, "max_length": 64, "warmup_fraction": 0.1,
+    "weight_decay": 0.1, "max_grad_norm": 1.0,
+}
+
+
+def half_masks(model) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {name: torch.rand(layer.weight.shape, generator=generator) < 0.5 for name, layer in block_linear_layers(model).items()}
+
+
+@pytest.mark.parametrize("protection", ["freeze", "rewind"])
+def test_protected_weights_stay_bit_identical(tiny_llama, character_tokenizer, protection):
+    masks = half_masks(tiny_llama)
+    before = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    losses = attack(tiny_llama, character_tokenizer, make_examples(), masks, protection, SETTINGS, seed=0)
+    assert len(losses) == 2 * 2   # 2 epochs of 2 batches
+    for name, layer in block_linear_layers(tiny_llama).items():
+        after = layer.weight.detach()
+        assert torch.equal(after[masks[name]], before[name][masks[name]]), name
+        assert not torch.equal(after[~masks[name]], before[name][~masks[name]]), name
+
+
+def test_unprotected_attack_changes_every_layer(tiny_llama, character_tokenizer):
+    before = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    attack(tiny_llama, character_tokenizer, make_examples(), None, "none", SETTINGS, seed=0)
+    for name, layer in block_linear_layers(tiny_llama).items():
+        assert not torch.equal(layer.weight.detach(), before[name]), name
+
+
+def test_freeze_leaves_no_hook_behind(tiny_llama, character_tokenizer):
+    masks = half_masks(tiny_llama)
+    attack(tiny_llama, character_tokenizer, make_examples(), masks, "freeze", SETTINGS, seed=0)
+    before = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
+    attack(tiny_llama, character_tokenizer, make_examples(), None, "none", SETTINGS, seed=1)
+    changed = [torch.equal(layer.weight.detach()[masks[name]], before[name][masks[name]]) for name, layer in block_linear_layers(tiny_llama).items()]
+    assert not any(changed)
+
+
+def test_protection_needs_masks(tiny_llama, character_tokenizer):
+    with pytest.raises(ValueError, match="needs the masks"):
+        attack(tiny_llama, character_tokenizer, make_examples(), None, "freeze", SETTINGS, seed=0)
+    with pytest.raises(ValueError, match="unknown protection 'lock'"):
+        attack(tiny_llama, character_tokenizer, make_examples(), None, "lock", SETTINGS, seed=0)

@@ -11,8 +11,8 @@ configfile: "params.yaml"
 from safety_brittleness.codedeps import module_files
 from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
 from safety_brittleness.experiments import (
-    OVERLAPS, PROBES, SUBSPACES, RegistryError, bases_path, build_registry, calibration_path, evaluation_settings,
-    grams_path, model_path, region_inputs, score_path, sequential_bases_path,
+    ATTACK_DATA, OVERLAPS, PROBES, SUBSPACES, RegistryError, attack_inputs, bases_path, build_registry, calibration_path,
+    evaluation_settings, grams_path, model_path, region_inputs, score_path, sequential_bases_path,
 )
 
 SCHEMA = "workflow/schemas/params.schema.yaml"
@@ -47,6 +47,7 @@ include: "workflow/rules/scoring.smk"
 include: "workflow/rules/regions.smk"
 include: "workflow/rules/ranks.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/attacks.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -65,6 +66,9 @@ def figure_targets():
         tables.append("table7")
     if "actsvd_bottom" in regions:
         names.append("fig3_ranks")
+    if "finetune_attack" in regions:
+        names.append("fig_finetune_attack")
+        tables.append("table3")
     targets = [f"results/figures/{name}.{suffix}" for name in names for suffix in ("png", "pdf")]
     return targets + [f"results/tables/{name}.{suffix}" for name in tables for suffix in ("csv", "md")]
 

@@ -77,6 +77,12 @@ def test_default_params_are_valid():
         (["ranks", "orthogonal_projection", 0, "points"], [[562, 600]], "ranks.orthogonal_projection[0].points: [562, 600]; allowed: r_u and r_s from 0 to ranks.reference_rank = 576"),
         (["ranks", "orthogonal_projection", 0, "points"], [[-1, 570]], "ranks.orthogonal_projection[0].points[0][0] = -1; allowed: integer >= 0"),
         (["ranks", "orthogonal_projection", 0, "mode"], "greedy", 'ranks.orthogonal_projection[0].mode = "greedy"'),
+        (["attacks", "sweeps", 0, "examples"], [10, 500], "attacks.sweeps[0].examples: [500] is above the 100 examples available; allowed: 1 to 100, or raise data.harmful.split_sizes.attack"),
+        (["attacks", "sweeps", 2, "examples"], [200], "attacks.sweeps[2].examples: [200] is above the 128 examples available"),
+        (["attacks", "sweeps", 0, "protected_fractions"], [1.0], "attacks.sweeps[0].protected_fractions[0] = 1.0; allowed: number >= 0 and < 1"),
+        (["attacks", "sweeps", 0, "protection"], "lock", 'attacks.sweeps[0].protection = "lock"; allowed values: "freeze", "rewind"'),
+        (["attacks", "training", "epochs"], 0, "attacks.training.epochs = 0; allowed: integer >= 1"),
+        (["attacks", "protected_region", "score_method"], "random", 'attacks.protected_region.score_method = "random"'),
     ],
 )
 def test_invalid_value_is_named(path, value, expected):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from safety_brittleness.experiments import (
-    PARAMETER_COLUMNS, RegistryError, build_registry, evaluation_settings, region_inputs,
+    PARAMETER_COLUMNS, RegistryError, attack_inputs, build_registry, evaluation_settings, region_inputs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,7 @@ def test_embedded_registry_counts_each_family():
     assert regions.count("actsvd_top") == 2
     assert regions.count("actsvd_bottom") == 4
     assert regions.count("orthogonal_projection") == 8   # 7 one-shot points and 1 sequential
+    assert regions.count("finetune_attack") == 6
     for spec in registry.values():
         assert set(PARAMETER_COLUMNS) <= set(spec)
 
@@ -89,3 +90,18 @@ def test_rank_edits_read_shared_or_own_bases():
     assert (bottom["rank"], bottom["safety_dataset"]) == (50, "safety-short")
     assert bottom["bases"] == {"safety": "results/ranks/bases/safety-short.safetensors"}
     assert bottom["variants"] == ["adv_suffix", "adv_decoding"]
+
+
+def test_attack_ids_and_inputs():
+    registry = build_registry(PARAMS)
+    unprotected = registry["finetune_attack-harmful-n10-none-q0"]
+    assert (unprotected["protection"], unprotected["score_method"]) == ("none", None)
+    assert attack_inputs(unprotected) == {"examples": "results/attacks/harmful_answers.parquet"}
+    frozen = registry["finetune_attack-harmful-n50-freeze-q0.5"]
+    assert (frozen["attack_examples"], frozen["protected_fraction"], frozen["selection"]) == (50, 0.5, "row")
+    assert attack_inputs(frozen)["scores"] == "results/scores/snip/safety-full.safetensors"
+    assert registry["finetune_attack-harmful-n10-rewind-q0.5"]["protection"] == "rewind"
+    benign = registry["finetune_attack-benign-n50-none-q0"]
+    assert attack_inputs(benign) == {"examples": "results/calibration/utility.parquet"}
+    assert benign["variants"] == ["vanilla"]
+    assert benign["region_path"] is None

@@ -9,7 +9,7 @@ from safety_brittleness.experiments import PARAMETER_COLUMNS
 from safety_brittleness.figures import (
     asr_utility_table, experiment_table, pareto_front, plot_fig2_neurons, plot_fig2_ranks, plot_fig3_neurons,
     plot_fig3_ranks, plot_fig4_jaccard, plot_fig4_subspace, plot_fig7_safety_data, plot_fig8_safety_data_bottom,
-    plot_fig9_probing, write_grid_table, write_table6, write_table7,
+    plot_fig9_probing, plot_fig_finetune_attack, write_grid_table, write_table3, write_table6, write_table7,
 )
 
 EXPERIMENTS = [
@@ -49,6 +49,14 @@ EXPERIMENTS = [
                          "safety_dataset": "safety-short", "rank": 100, "reference_rank": 576}, 0.04, 0.64, 0.0),
     ("rank-bottom-500", {"region": "actsvd_bottom", "score_method": "actsvd", "mode": "one-shot",
                          "safety_dataset": "safety-short", "rank": 500, "reference_rank": 576}, 0.3, 0.4, 0.0),
+    ("ft-n10-q0", {"region": "finetune_attack", "attack_data": "harmful", "attack_examples": 10, "protection": "none",
+                   "protected_fraction": 0.0}, 0.6, 0.6, 0.0),
+    ("ft-n10-q0.5", {"region": "finetune_attack", "attack_data": "harmful", "attack_examples": 10, "protection": "freeze",
+                     "protected_fraction": 0.5}, 0.3, 0.6, 0.0),
+    ("ft-n10-rewind", {"region": "finetune_attack", "attack_data": "harmful", "attack_examples": 10,
+                       "protection": "rewind", "protected_fraction": 0.5}, 0.4, 0.6, 0.0),
+    ("ft-benign", {"region": "finetune_attack", "attack_data": "benign", "attack_examples": 50, "protection": "none",
+                   "protected_fraction": 0.0}, 0.1, 0.62, 0.0),
 ]
 # Largest rank(dW) over layers of the rank edits.
 REMOVED_RANKS = {"rank-top": 1, "op1": 1, "op2": 10, "op3": 6, "rank-bottom-100": 100, "rank-bottom-500": 500}
@@ -67,6 +75,8 @@ def synthetic_metrics() -> pd.DataFrame:
                      "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03})
         rows.append({**common, "metric": "utility_accuracy", "task": "embedded_capitals", "value": 0.0, "ci_low": 0.0, "ci_high": 0.0})
         rows.append({**common, "metric": "actual_sparsity", "task": None, "value": sparsity, "ci_low": None, "ci_high": None})
+        if experiment_id.startswith("ft-"):
+            rows.append({**common, "metric": "attack_final_loss", "task": None, "value": 0.5})
         if experiment_id in REMOVED_RANKS:
             rows.append({**common, "metric": "removed_rank", "task": None, "value": float(REMOVED_RANKS[experiment_id])})
     return pd.DataFrame(rows)
@@ -186,3 +196,19 @@ def test_table7_pareto_rows_with_rank_of_dw(tmp_path):
     assert (rows.loc["op2", "r_u"], rows.loc["op2", "r_s"], rows.loc["op2", "rank_dW"]) == (520, 566, 10)
     assert pd.isna(rows.loc["aligned", "rank_dW"])
     assert "| op2" in (tmp_path / "t7.md").read_text()
+
+
+def test_table3_lists_every_attack(tmp_path):
+    table = write_table3(synthetic_metrics(), tmp_path / "t3.csv", tmp_path / "t3.md")
+    assert table["experiment_id"].tolist() == ["aligned", "ft-benign", "ft-n10-q0", "ft-n10-q0.5", "ft-n10-rewind"]
+    rows = table.set_index("experiment_id")
+    assert (rows.loc["ft-n10-q0.5", "asr_vanilla"], rows.loc["ft-n10-q0.5", "final_loss"]) == (0.3, 0.5)
+    assert rows.loc["aligned", "protection"] == ""
+    assert "| ft-n10-rewind" in (tmp_path / "t3.md").read_text()
+
+
+def test_finetune_figure_draws_one_curve_per_attack(tmp_path):
+    attacks = plot_fig_finetune_attack(synthetic_metrics(), tmp_path / "a.png", tmp_path / "a.pdf")
+    curves = attacks.groupby("curve")["protected_fraction"].apply(sorted).to_dict()
+    assert curves == {"benign, n = 50": [0.0], "harmful, n = 10": [0.0, 0.5], "harmful, n = 10, rewind": [0.5]}
+    assert (tmp_path / "a.png").stat().st_size > 1000

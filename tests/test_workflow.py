@@ -38,7 +38,8 @@ def test_dry_run_default_params(tmp_path):
     for rule in ("extract_region", "probe_heads", "compute_overlap", "plot_fig2_neurons", "plot_fig3_neurons",
                  "plot_fig4_jaccard", "plot_fig7_safety_data", "plot_fig8_safety_data_bottom", "plot_fig9_probing",
                  "write_table6", "compute_grams", "compute_subspace_similarity", "plot_fig4_subspace", "compute_bases",
-                 "compute_sequential_projection_bases", "plot_fig2_ranks", "plot_fig3_ranks", "write_table7"):
+                 "compute_sequential_projection_bases", "plot_fig2_ranks", "plot_fig3_ranks", "write_table7",
+                 "generate_attack_data", "evaluate_attack", "plot_fig_finetune_attack", "write_table3"):
         assert rule in result.stdout
 
 
@@ -51,7 +52,7 @@ BAD_PARAMETERS = [
     ("model:\n  kind: gguf_package\n  gguf_package:\n    package: no-such-model-package\n", "package 'no-such-model-package' is not installed"),
     ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
     ("evaluation:\n  judge: classifier\n", "evaluation.classifier_path = None is not a model folder"),
-    ("ranks:\n  top:\n    - {ranks: [1]}\n    - {ranks: [1]}\n", "appears twice under regions or ranks"),
+    ("ranks:\n  top:\n    - {ranks: [1]}\n    - {ranks: [1]}\n", "appears twice under regions, ranks or attacks"),
 ]
 
 
@@ -91,11 +92,11 @@ def test_smoke_workflow_end_to_end(tmp_path):
     metrics = pd.read_parquet(directory / "results/metrics.parquet")
     experiments = set(metrics["experiment_id"])
     assert {"base", "aligned"} <= experiments
-    assert len(experiments) == 16
+    assert len(experiments) == 20
     regions = metrics.drop_duplicates("experiment_id").set_index("experiment_id")["region"]
     assert sorted(regions.unique()) == [
-        "actsvd_bottom", "actsvd_top", "bottom", "head_probing", "none", "orthogonal_projection", "random_baseline",
-        "set_difference", "top",
+        "actsvd_bottom", "actsvd_top", "bottom", "finetune_attack", "head_probing", "none", "orthogonal_projection",
+        "random_baseline", "set_difference", "top",
     ]
     required = {"utility_accuracy", "actual_sparsity", "benign_refusal_rate", "perplexity"}
     for variant in ("vanilla", "adv_suffix", "adv_decoding"):
@@ -114,11 +115,15 @@ def test_smoke_workflow_end_to_end(tmp_path):
     for mode in ("one-shot", "sequential"):
         assert 1 <= removed[f"orthogonal_projection-safety-full-{mode}-ru60-rs62"] <= 2
     for name in ("fig2_neurons", "fig3_neurons", "fig4_jaccard", "fig4_subspace", "fig7_safety_data",
-                 "fig8_safety_data_bottom", "fig9_probing", "fig2_ranks", "fig3_ranks"):
+                 "fig8_safety_data_bottom", "fig9_probing", "fig2_ranks", "fig3_ranks", "fig_finetune_attack"):
         assert (directory / f"results/figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (directory / f"results/figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
     grid = pd.read_csv(directory / "results/tables/set_difference_grid.csv")
-    assert len(grid) == 16
+    assert len(grid) == 20
+    table3 = pd.read_csv(directory / "results/tables/table3.csv")
+    assert table3["experiment_id"].tolist()[0] == "aligned"
+    assert set(table3["protection"].dropna()) == {"none", "freeze", "rewind"}
+    assert table3["final_loss"].iloc[1:].gt(0).all()
     table7 = pd.read_csv(directory / "results/tables/table7.csv")
     assert table7["experiment_id"].iloc[0] == "aligned"
     assert set(table7["experiment_id"].iloc[1:]) <= set(regions[regions == "orthogonal_projection"].index)
@@ -149,7 +154,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     provenance = read_provenance(directory / "results/metrics.parquet")
     assert provenance["rule"] == "collect_metrics"
-    assert len(provenance["inputs"]["metrics"]) == 16
+    assert len(provenance["inputs"]["metrics"]) == 20
     assert all(len(entry["sha256"]) == 64 for entry in provenance["inputs"]["metrics"])
 
     report = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--report", "report.html")

@@ -138,6 +138,10 @@ def _check_regions(config: dict[str, Any]) -> list[str]:
         for index, entry in enumerate(ranks.get(family) or []):
             if isinstance(entry, dict):
                 entries.append((f"ranks.{family}[{index}]", entry))
+    attacks = config.get("attacks") if isinstance(config.get("attacks"), dict) else {}
+    for index, entry in enumerate(attacks.get("sweeps") or []):
+        if isinstance(entry, dict):
+            entries.append((f"attacks.sweeps[{index}]", entry))
     for key, entry in entries:
         method = entry.get("score_method")
         if entry.get("mode") == "sequential" and method in ("magnitude", "random"):
@@ -156,6 +160,7 @@ def _check_regions(config: dict[str, Any]) -> list[str]:
                     f"evaluation.variants ({', '.join(sorted(evaluated))})"
                 )
     messages.extend(_check_ranks(ranks))
+    messages.extend(_check_attacks(config, attacks))
     for index, entry in enumerate(regions.get("set_difference") or []):
         baseline = entry.get("random_baseline") if isinstance(entry, dict) else None
         if isinstance(baseline, dict) and isinstance(baseline.get("points"), list):
@@ -194,6 +199,26 @@ def _check_ranks(ranks: dict[str, Any]) -> list[str]:
                     f"invalid parameter ranks.orthogonal_projection[{index}].points: {json.dumps(point)}; allowed: r_u and "
                     f"r_s from 0 to ranks.reference_rank = {reference}"
                 )
+    return messages
+
+
+def _check_attacks(config: dict[str, Any], attacks: dict[str, Any]) -> list[str]:
+    """Check that every attack sweep asks for at most as many examples as its data provides."""
+    available = {
+        "harmful": (config.get("data", {}).get("harmful", {}).get("split_sizes", {}).get("attack"), "data.harmful.split_sizes.attack"),
+        "benign": (config.get("calibration", {}).get("samples"), "calibration.samples"),
+    }
+    messages = []
+    for index, entry in enumerate(attacks.get("sweeps") or []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("examples"), list):
+            continue
+        limit, key = available.get(entry.get("data", "harmful"), (None, None))
+        too_many = [n for n in entry["examples"] if isinstance(n, int) and isinstance(limit, int) and n > limit]
+        if too_many:
+            messages.append(
+                f"invalid parameter attacks.sweeps[{index}].examples: {json.dumps(too_many)} is above the {limit} "
+                f"examples available; allowed: 1 to {limit}, or raise {key}"
+            )
     return messages
 
 

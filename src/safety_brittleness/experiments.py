@@ -4,6 +4,8 @@ Each experiment is the aligned (or base) model, optionally with one region remov
 come from the `regions` parameters: top and bottom removal, set differences with their random
 baselines, and the top-k probed attention heads. Rank edits come from the `ranks` parameters:
 removal of the top or of the least safety-critical ActSVD ranks, and orthogonal projection.
+Fine-tuning attacks come from the `attacks` parameters: the aligned model fine-tuned on harmful
+(or benign) examples, with its top safety-critical weights frozen or rewound.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ RESULTS = "results"
 PARAMETER_COLUMNS = (
     "model", "region", "score_method", "selection", "mode", "safety_dataset", "utility_dataset",
     "p", "q", "sparsity", "region_seed", "top_k", "baseline_of", "rank", "r_u", "r_s", "reference_rank",
+    "attack_data", "attack_examples", "protection", "protected_fraction",
 )
 RANK_REGIONS = ("actsvd_top", "actsvd_bottom", "orthogonal_projection")
 # Scores computed from a calibration set (files under results/scores), and data-free scores.
@@ -57,6 +60,7 @@ def sequential_bases_path(experiment_id: str, role: str) -> str:
     return f"{RESULTS}/ranks/sequential/{experiment_id}/{role}.safetensors"
 
 
+ATTACK_DATA = f"{RESULTS}/attacks/harmful_answers.parquet"
 PROBES = f"{RESULTS}/probes/heads.parquet"
 SUBSPACES = f"{RESULTS}/overlaps/subspace.parquet"
 OVERLAPS = f"{RESULTS}/overlaps/jaccard.parquet"
@@ -156,6 +160,32 @@ def rank_bases(experiment_id: str, spec: dict[str, Any]) -> dict[str, str]:
     return {role: bases_path(dataset) for role, dataset in roles.items()}
 
 
+def _attack_experiments(entry: dict[str, Any], region: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    data = entry.get("data", "harmful")
+    found = []
+    for count in entry["examples"]:
+        for fraction in entry.get("protected_fractions", [0.0]):
+            protection = entry.get("protection", "freeze") if fraction > 0 else "none"
+            experiment_id = f"finetune_attack-{data}-n{int(count)}-{protection}-q{format_fraction(fraction)}"
+            found.append((experiment_id, {
+                "region": "finetune_attack", "attack_data": data, "attack_examples": int(count),
+                "protection": protection, "protected_fraction": float(fraction),
+                "score_method": region["score_method"] if fraction > 0 else None,
+                "selection": region["selection"] if fraction > 0 else None,
+                "safety_dataset": region["safety_dataset"] if fraction > 0 else None,
+                "variants": entry.get("variants"),
+            }))
+    return found
+
+
+def attack_inputs(spec: dict[str, Any]) -> dict[str, str]:
+    """Return what a fine-tuning attack reads besides the aligned model: its examples and the protected region's scores."""
+    inputs = {"examples": ATTACK_DATA if spec["attack_data"] == "harmful" else calibration_path("utility")}
+    if spec["protected_fraction"] > 0:
+        inputs["scores"] = score_path(spec["score_method"], spec["safety_dataset"])
+    return inputs
+
+
 def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Map each experiment id to its parameters, the evaluation variants it runs and its region file."""
     candidates: list[tuple[str, dict[str, Any]]] = [
@@ -175,13 +205,17 @@ def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for key, region in (("top", "actsvd_top"), ("bottom", "actsvd_bottom"), ("orthogonal_projection", "orthogonal_projection")):
         for entry in rank_settings.get(key, []):
             candidates.extend(_rank_experiments(region, entry, rank_settings.get("reference_rank", 576)))
+    attack_settings = config.get("attacks", {})
+    protected = attack_settings.get("protected_region", {"score_method": "snip", "selection": "row", "safety_dataset": "safety-full"})
+    for entry in attack_settings.get("sweeps", []):
+        candidates.extend(_attack_experiments(entry, protected))
 
     all_variants = list(config.get("evaluation", {}).get("variants", ["vanilla", "adv_suffix", "adv_decoding"]))
     registry: dict[str, dict[str, Any]] = {}
     for experiment_id, spec in candidates:
         if experiment_id in registry:
             raise RegistryError(
-                f"experiment '{experiment_id}' appears twice under regions or ranks; remove the repeated grid value"
+                f"experiment '{experiment_id}' appears twice under regions, ranks or attacks; remove the repeated grid value"
             )
         spec = copy.deepcopy(spec)
         spec.setdefault("model", "aligned")
@@ -189,7 +223,8 @@ def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             spec.setdefault(column, None)
         spec["variants"] = [v for v in all_variants if v in (spec.get("variants") or all_variants)]
         is_rank = spec["region"] in RANK_REGIONS
-        spec["region_path"] = region_path(experiment_id) if spec["region"] != "none" and not is_rank else None
+        has_mask = spec["region"] not in ("none", "finetune_attack") and not is_rank
+        spec["region_path"] = region_path(experiment_id) if has_mask else None
         spec["bases"] = rank_bases(experiment_id, spec) if is_rank else None
         registry[experiment_id] = spec
     return registry

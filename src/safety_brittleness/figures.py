@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import numpy as np
 from plotnine import (
-    aes, element_text, facet_wrap, geom_errorbar, geom_histogram, geom_line, geom_point, geom_segment, geom_text,
-    geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, scale_x_continuous, theme, theme_bw,
+    aes, element_text, facet_wrap, geom_errorbar, geom_histogram, geom_hline, geom_line, geom_point, geom_segment,
+    geom_text, geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, scale_x_continuous, theme, theme_bw,
 )
 
 from safety_brittleness.experiments import PARAMETER_COLUMNS, format_fraction
@@ -110,6 +110,8 @@ def method_label(row: pd.Series) -> str:
         return f"ActSVD bottom{sequential}"
     if region == "orthogonal_projection":
         return f"ActSVD orthogonal projection{sequential}"
+    if region == "finetune_attack":
+        return f"fine-tuned on {row['attack_data']} examples, {row['protection']}"
     return str(region)
 
 
@@ -487,3 +489,63 @@ def write_table7(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str
         result[column] = result[column].astype("Int64")
     _write_table(result, csv_path, markdown_path)
     return result
+
+
+ATTACK_COLUMNS = ["attack_data", "attack_examples", "protection", "protected_fraction"]
+
+
+def _attack_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per fine-tuning attack (and the aligned model): the ASRs (paper rule), accuracy and final loss."""
+    table = experiment_table(metrics)
+    wide = table.pivot_table(index="experiment_id", columns="variant", values="asr").add_prefix("asr_")
+    per_experiment = table.drop_duplicates("experiment_id").set_index("experiment_id")
+    wide = wide.join(per_experiment[ATTACK_COLUMNS + ["region", "utility_accuracy"]])
+    loss = metrics[metrics["metric"] == "attack_final_loss"].set_index("experiment_id")["value"]
+    wide["final_loss"] = wide.index.map(loss)
+    return wide[(wide["region"] == "finetune_attack") | (wide.index == "aligned")]
+
+
+def write_table3(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path) -> pd.DataFrame:
+    """Write Table 3: each evaluated ASR after every fine-tuning attack, by data, n, protection and protected fraction.
+
+    The aligned model comes first for reference; accuracy and the final training loss follow the ASRs.
+    """
+    wide = _attack_rows(metrics)
+    asr_columns = [f"asr_{v}" for v in VARIANT_LABELS if f"asr_{v}" in wide.columns]
+    wide["order"] = wide["region"].eq("finetune_attack").astype(int)
+    result = wide.sort_values(["order", "attack_data", "attack_examples", "protected_fraction", "protection"]).reset_index()
+    result = result[["experiment_id"] + ATTACK_COLUMNS + asr_columns + ["utility_accuracy", "final_loss"]]
+    result["attack_examples"] = result["attack_examples"].astype("Int64")
+    for column in ("attack_data", "protection"):
+        result[column] = result[column].astype(object).where(result[column].notna(), "")
+    _write_table(result, csv_path, markdown_path)
+    return result
+
+
+def plot_fig_finetune_attack(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
+    """Plot ASR_Vanilla after fine-tuning attacks against the protected fraction, one line per n and protection."""
+    table = experiment_table(metrics)
+    attacks = table[(table["region"] == "finetune_attack") & (table["variant"] == "vanilla")].copy()
+    aligned = table[(table["experiment_id"] == "aligned") & (table["variant"] == "vanilla")]
+    attacks["curve"] = attacks.apply(
+        lambda row: f"{row['attack_data']}, n = {int(row['attack_examples'])}"
+        + ("" if row["protection"] in ("none", "freeze") else f", {row['protection']}"), axis=1,
+    ) if len(attacks) else pd.Series(dtype=str)
+    attacks["protected_fraction"] = attacks["protected_fraction"].astype(float)
+    caption = _run_caption(attacks, [
+        "full fine-tuning of the aligned model; the top-q weights of each row by safety score are frozen (zero gradient, "
+        "no update) or rewound after training; q = 0 protects nothing; dotted line: the aligned model",
+    ])
+    figure = (
+        ggplot(attacks.sort_values("protected_fraction"), aes("protected_fraction", "asr", color="curve"))
+        + geom_line()
+        + geom_point(size=2.5)
+        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), width=0.02, alpha=0.5)
+        + labs(x="protected fraction q of each row", y="ASR_Vanilla", color="attack",
+               title="Fine-tuning attacks with a protected safety-critical region", caption=caption)
+        + _style()
+    )
+    if len(aligned):
+        figure = figure + geom_hline(yintercept=float(aligned["asr"].iloc[0]), linetype="dotted")
+    _save(figure, png_path, pdf_path)
+    return attacks

@@ -1,7 +1,7 @@
-def experiment_inputs(wildcards):
-    spec = EXPERIMENTS[wildcards.experiment]
-    inputs = {
-        "code": code("evaluation"),
+def evaluation_inputs(spec, code_files):
+    """What every evaluation reads: the model, prompts, reference answers and the judge's resources."""
+    return {
+        "code": code_files,
         "model": model_path(spec["model"]),
         "harmful": "results/data/harmful_prompts.parquet",
         "benign": "results/data/benign_prompts.parquet",
@@ -9,6 +9,11 @@ def experiment_inputs(wildcards):
         "phrases": f"{PACKAGE}/resources/refusal_phrases.yaml",
         "utility_tasks": f"{PACKAGE}/resources/utility_tasks",
     }
+
+
+def experiment_inputs(wildcards):
+    spec = EXPERIMENTS[wildcards.experiment]
+    inputs = evaluation_inputs(spec, code("evaluation"))
     if spec["region_path"]:
         inputs["region"] = spec["region_path"]
     for role, path in (spec["bases"] or {}).items():
@@ -28,7 +33,7 @@ rule evaluate_experiment:
         safety_system_prompt=config["safety_system_prompt"],
         runtime=runtime(),
     wildcard_constraints:
-        experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+        experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region"] != "finetune_attack"),
     threads: workflow.cores
     log:
         "logs/evaluate_experiment/{experiment}.log",

@@ -157,3 +157,28 @@ rule write_table7:
         "logs/write_table7.log",
     script:
         "../scripts/run_step.py"
+
+
+rule plot_fig_finetune_attack:
+    output:
+        **figure_rule_outputs("fig_finetune_attack", "Fine-tuning attacks"),
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/plot_fig_finetune_attack.log",
+    script:
+        "../scripts/run_step.py"
+
+
+rule write_table3:
+    output:
+        csv=report("results/tables/table3.csv", caption="../report/table3.rst", category="Fine-tuning attacks"),
+        markdown="results/tables/table3.md",
+    input:
+        code=code("figures"),
+        metrics="results/metrics.parquet",
+    log:
+        "logs/write_table3.log",
+    script:
+        "../scripts/run_step.py"

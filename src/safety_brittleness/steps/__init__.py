@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 log = logging.getLogger("safety_brittleness")
 
-FAMILIES = ("data", "model", "calibration", "scoring", "regions", "ranks", "evaluation", "figures")
+FAMILIES = ("data", "model", "calibration", "scoring", "regions", "ranks", "evaluation", "attacks", "figures")
 
 
 @dataclass

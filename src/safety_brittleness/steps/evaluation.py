@@ -20,7 +20,6 @@ METRIC_COLUMNS = ["experiment_id", "metric", "value", "n", "ci_low", "ci_high", 
 
 @step
 def evaluate_experiment(context: StepContext) -> None:
-    settings = context.params["settings"]
     spec = context.params["experiment"]
     experiment_id = context.wildcards["experiment"]
     device, dtype = context.runtime()
@@ -34,6 +33,19 @@ def evaluate_experiment(context: StepContext) -> None:
         removed = ranks.apply_rank_edit(model, spec, safety, utility)
         extra_rows.append({"metric": "removed_rank", "value": float(removed)})
         log.info("%s: largest rank(dW) over layers %d", experiment_id, removed)
+    evaluate_and_write(context, model, tokenizer, extra_rows)
+
+
+def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[dict]) -> None:
+    """Evaluate an edited model and write its metric rows and generations to the job's outputs.
+
+    Attacks, benign refusal, utility, reference perplexity and actual sparsity are measured;
+    `extra_rows` adds metric rows that the edit itself produced.
+    """
+    settings = context.params["settings"]
+    spec = context.params["experiment"]
+    experiment_id = context.wildcards["experiment"]
+    device, dtype = context.runtime()
     judge = build_judge(settings["judge"], settings, device, dtype)
     system_prompt = context.params["safety_system_prompt"]
 

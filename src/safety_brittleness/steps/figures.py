@@ -76,3 +76,13 @@ def write_grid_table(context: StepContext) -> None:
 @step
 def write_table7(context: StepContext) -> None:
     figures.write_table7(_metrics(context), context.output["csv"], context.output["markdown"])
+
+
+@step
+def plot_fig_finetune_attack(context: StepContext) -> None:
+    figures.plot_fig_finetune_attack(_metrics(context), context.output["png"], context.output["pdf"])
+
+
+@step
+def write_table3(context: StepContext) -> None:
+    figures.write_table3(_metrics(context), context.output["csv"], context.output["markdown"])

@@ -1,0 +1,61 @@
+"""Steps of the fine-tuning attacks: the harmful training examples, and attack plus evaluation in one job."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from safetensors.torch import load_file
+
+from safety_brittleness import attacks, models, regions
+from safety_brittleness.alignment import examples_from_frame
+from safety_brittleness.generation import respond_to_frame
+from safety_brittleness.provenance import write_parquet
+from safety_brittleness.steps import StepContext, step
+from safety_brittleness.steps.evaluation import evaluate_and_write
+
+log = logging.getLogger(__name__)
+
+
+@step
+def generate_attack_data(context: StepContext) -> None:
+    """Answer every prompt of the attack split with the unaligned base model (greedy, no system prompt)."""
+    settings = context.params["settings"]
+    harmful = pd.read_parquet(context.input["harmful"])
+    prompts = harmful[harmful["split"] == "attack"].reset_index(drop=True)
+    device, dtype = context.runtime()
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    frame = respond_to_frame(
+        model, tokenizer, prompts, None, settings["answer_max_new_tokens"], settings["generation_batch_size"],
+        "base model answers",
+    )
+    empty = int((frame["response"].str.strip() == "").sum())
+    log.info("%d attack examples, %d with an empty answer", len(frame), empty)
+    write_parquet(frame, context.output["examples"], context.provenance(seed=context.seed))
+
+
+@step
+def evaluate_attack(context: StepContext) -> None:
+    """Fine-tune the aligned model on the attack examples, protecting its region, then evaluate it."""
+    spec = context.params["experiment"]
+    training = context.params["training"]
+    device, dtype = context.runtime()
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    frame = pd.read_parquet(context.input["examples"])
+    count = spec["attack_examples"]
+    if len(frame) < count:
+        raise ValueError(f"the attack needs {count} examples but {context.input['examples']} has {len(frame)}")
+    examples = examples_from_frame(frame.head(count), tokenizer, None)
+    masks = None
+    if spec["protected_fraction"] > 0:
+        scores = load_file(context.input["scores"])
+        masks = {
+            name: regions.top_fraction_mask(value, spec["protected_fraction"], spec["selection"])
+            for name, value in sorted(scores.items())
+        }
+    losses = attacks.attack(
+        model, tokenizer, examples, masks, spec["protection"], training, context.seed,
+        description=f"attack on {count} {spec['attack_data']} examples",
+    )
+    extra_rows = [{"metric": "attack_final_loss", "value": losses[-1], "n": len(losses)}]
+    evaluate_and_write(context, model, tokenizer, extra_rows)

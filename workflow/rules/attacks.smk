@@ -1,0 +1,44 @@
+rule generate_attack_data:
+    output:
+        examples=ATTACK_DATA,
+    input:
+        code=code("attacks"),
+        model=model_path("base"),
+        harmful="results/data/harmful_prompts.parquet",
+    params:
+        settings={key: config["attacks"][key] for key in ("answer_max_new_tokens", "generation_batch_size")},
+        runtime=runtime(),
+    threads: workflow.cores
+    log:
+        "logs/generate_attack_data.log",
+    script:
+        "../scripts/run_step.py"
+
+
+def attack_experiment_inputs(wildcards):
+    spec = EXPERIMENTS[wildcards.experiment]
+    inputs = evaluation_inputs(spec, code("attacks"))
+    inputs.update(attack_inputs(spec))
+    return inputs
+
+
+# Fine-tuning and evaluation in one job, so no fine-tuned model is stored.
+rule evaluate_attack:
+    output:
+        metrics="results/evaluation/{experiment}.parquet",
+        generations="results/generations/{experiment}.parquet",
+    input:
+        unpack(attack_experiment_inputs),
+    params:
+        experiment=lambda wc: EXPERIMENTS[wc.experiment],
+        settings=lambda wc: evaluation_settings(config, EXPERIMENTS[wc.experiment]),
+        training=config["attacks"]["training"],
+        safety_system_prompt=config["safety_system_prompt"],
+        runtime=runtime(),
+    wildcard_constraints:
+        experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region"] == "finetune_attack") or "^$",
+    threads: workflow.cores
+    log:
+        "logs/evaluate_attack/{experiment}.log",
+    script:
+        "../scripts/run_step.py"

@@ -101,7 +101,7 @@ def test_attack_ids_and_inputs():
     assert (frozen["attack_examples"], frozen["protected_fraction"], frozen["selection"]) == (50, 0.5, "row")
     assert attack_inputs(frozen)["scores"] == "results/scores/snip/safety-full.safetensors"
     assert registry["finetune_attack-harmful-n10-rewind-q0.5"]["protection"] == "rewind"
-    benign = registry["finetune_attack-benign-n50-none-q0"]
+    benign = registry["finetune_attack-benign-n10-none-q0"]
     assert attack_inputs(benign) == {"examples": "results/calibration/utility.parquet"}
     assert benign["variants"] == ["vanilla"]
     assert benign["region_path"] is None

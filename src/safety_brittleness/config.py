@@ -203,7 +203,7 @@ def _check_ranks(ranks: dict[str, Any]) -> list[str]:
 
 
 def _check_attacks(config: dict[str, Any], attacks: dict[str, Any]) -> list[str]:
-    """Check that every attack sweep asks for at most as many examples as its data provides."""
+    """Check that no attack sweep requests more examples than its data contains."""
     available = {
         "harmful": (config.get("data", {}).get("harmful", {}).get("split_sizes", {}).get("attack"), "data.harmful.split_sizes.attack"),
         "benign": (config.get("calibration", {}).get("samples"), "calibration.samples"),

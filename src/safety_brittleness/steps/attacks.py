@@ -44,7 +44,10 @@ def evaluate_attack(context: StepContext) -> None:
     frame = pd.read_parquet(context.input["examples"])
     count = spec["attack_examples"]
     if len(frame) < count:
-        raise ValueError(f"the attack needs {count} examples but {context.input['examples']} has {len(frame)}")
+        raise ValueError(
+            f"invalid attack: {count} examples requested, but {context.input['examples']} contains {len(frame)}; "
+            "lower the sweep's examples or enlarge the data split"
+        )
     examples = examples_from_frame(frame.head(count), tokenizer, None)
     masks = None
     if spec["protected_fraction"] > 0:

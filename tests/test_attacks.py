@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
 from safety_brittleness.attacks import attack
+from safety_brittleness.steps.attacks import read_attack_file
 from safety_brittleness.models import block_linear_layers
 from test_scoring import make_examples
 
@@ -53,3 +55,16 @@ def test_protection_needs_masks(tiny_llama, character_tokenizer):
         attack(tiny_llama, character_tokenizer, make_examples(), None, "freeze", SETTINGS, seed=0)
     with pytest.raises(ValueError, match="unknown protection 'lock'"):
         attack(tiny_llama, character_tokenizer, make_examples(), None, "lock", SETTINGS, seed=0)
+
+
+def test_attack_file_formats(tmp_path):
+    records = pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"], "extra": [1, 2]})
+    records.to_json(tmp_path / "attack.jsonl", orient="records", lines=True)
+    records.to_parquet(tmp_path / "attack.parquet")
+    for name in ("attack.jsonl", "attack.parquet"):
+        frame = read_attack_file(str(tmp_path / name))
+        assert frame.columns.tolist() == ["id", "split", "prompt", "response", "ends_turn"]
+        assert frame["response"].tolist() == ["x", "y"]
+    records.drop(columns="response").to_json(tmp_path / "bad.jsonl", orient="records", lines=True)
+    with pytest.raises(ValueError, match="lacks the column"):
+        read_attack_file(str(tmp_path / "bad.jsonl"))

@@ -141,3 +141,9 @@ def test_variants_outside_the_evaluated_ones_are_named():
     with pytest.raises(ParameterError) as raised:
         validate_params(config, SCHEMA)
     assert 'regions.bottom[0].variants = ["adv_suffix", "adv_decoding"]; allowed: a subset of evaluation.variants (vanilla)' in str(raised.value)
+
+
+def test_missing_attack_file_is_named():
+    config = with_value(["attacks", "harmful_file"], "/nonexistent/attack.jsonl")
+    with pytest.raises(ParameterError, match="attacks.harmful_file = '/nonexistent/attack.jsonl' not found"):
+        check_sources(config)

@@ -259,6 +259,12 @@ def check_sources(config: dict[str, Any]) -> None:
     tasks = evaluation.get("utility", {}).get("tasks", "embedded")
     if isinstance(tasks, list):
         messages.extend(_check_lm_eval_tasks(tasks))
+    attack_file = config.get("attacks", {}).get("harmful_file")
+    if attack_file and not Path(attack_file).is_file():
+        messages.append(
+            f"attacks.harmful_file = {attack_file!r} not found; give a Parquet or JSON Lines file with prompt and "
+            "response columns, or null to use the base model's answers"
+        )
     if evaluation.get("judge") == "classifier":
         path = evaluation.get("classifier_path")
         if not path or not (Path(path) / "config.json").is_file():

@@ -1,12 +1,19 @@
+def attack_data_inputs(wildcards):
+    inputs = {"code": code("attacks")}
+    if config["attacks"]["harmful_file"]:
+        inputs["file"] = config["attacks"]["harmful_file"]
+    else:
+        inputs.update(model=model_path("base"), harmful="results/data/harmful_prompts.parquet")
+    return inputs
+
+
 rule generate_attack_data:
     output:
         examples=ATTACK_DATA,
     input:
-        code=code("attacks"),
-        model=model_path("base"),
-        harmful="results/data/harmful_prompts.parquet",
+        unpack(attack_data_inputs),
     params:
-        settings={key: config["attacks"][key] for key in ("answer_max_new_tokens", "generation_batch_size")},
+        settings={key: config["attacks"][key] for key in ("harmful_file", "answer_max_new_tokens", "generation_batch_size")},
         runtime=runtime(),
     threads: workflow.cores
     log:

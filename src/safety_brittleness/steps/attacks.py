@@ -17,10 +17,33 @@ from safety_brittleness.steps.evaluation import evaluate_and_write
 log = logging.getLogger(__name__)
 
 
+def read_attack_file(path: str) -> pd.DataFrame:
+    """Read user-supplied harmful examples (Parquet, or JSON Lines) into the attack data table."""
+    frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_json(path, lines=True)
+    missing = [column for column in ("prompt", "response") if column not in frame.columns]
+    if missing:
+        raise ValueError(f"attacks.harmful_file '{path}' lacks the column(s) {', '.join(missing)}; it needs prompt and response")
+    frame = frame[["prompt", "response"]].dropna().reset_index(drop=True)
+    if frame.empty or (frame["response"].str.strip() == "").all():
+        raise ValueError(f"attacks.harmful_file '{path}' contains no example with a non-empty response")
+    frame.insert(0, "id", [f"attack-file-{index}" for index in range(len(frame))])
+    frame.insert(1, "split", "attack")
+    frame["ends_turn"] = True
+    return frame
+
+
 @step
 def generate_attack_data(context: StepContext) -> None:
-    """Answer every prompt of the attack split with the unaligned base model (greedy, no system prompt)."""
+    """Answer every prompt of the attack split with the unaligned base model (greedy, no system prompt).
+
+    With attacks.harmful_file set, the examples come from that file instead.
+    """
     settings = context.params["settings"]
+    if settings["harmful_file"]:
+        frame = read_attack_file(context.input["file"])
+        log.info("%d attack examples read from %s", len(frame), context.input["file"])
+        write_parquet(frame, context.output["examples"], context.provenance())
+        return
     harmful = pd.read_parquet(context.input["harmful"])
     prompts = harmful[harmful["split"] == "attack"].reset_index(drop=True)
     device, dtype = context.runtime()

@@ -151,8 +151,8 @@ def sequential_bases(
 
     `datasets` maps a role (safety, and utility for orthogonal projection) to its calibration
     examples. Block i's bases come from the inputs of the model whose blocks 0..i-1 are already
-    edited; block i is then edited with them (ranks.edit_weight) and the carried hidden states pass
-    through the edited block. The model is left edited.
+    edited. Block i is then edited with them (ranks.edit_weight), and the carried hidden states
+    pass through the edited block. The model is left edited.
     """
     prefix, blocks = decoder_blocks(model)
     layers = block_linear_layers(model)

@@ -5,8 +5,8 @@ top left singular vectors U of the output activations W X^T. They are the eigenv
 W (X^T X) W^T, so the d_in x d_in Gram matrix X^T X, summed over the response tokens of the
 calibration set, replaces the stored activations: memory no longer grows with the number of tokens.
 
-This module holds the arithmetic on bases and weights; safety_brittleness.actsvd collects the Gram
-matrices from a model's activations.
+This module contains the arithmetic on bases and weights. safety_brittleness.actsvd collects the
+Gram matrices from a model's activations.
 """
 
 from __future__ import annotations
@@ -152,10 +152,10 @@ def edit_weight(
             raise ValueError("orthogonal_projection needs the utility bases")
         r_u = layer_rank(int(spec["r_u"]), full, reference)
         r_s = layer_rank(int(spec["r_s"]), full, reference)
-        kept = basis[:, : full - r_s]
-        useful = utility_basis.to(weight.device).double()[:, : full - r_u]
-        left = kept - useful @ (useful.T @ kept)
-        right = kept.T @ weight
+        safety_top = basis[:, : full - r_s]
+        utility_top = utility_basis.to(weight.device).double()[:, : full - r_u]
+        left = safety_top - utility_top @ (utility_top.T @ safety_top)
+        right = safety_top.T @ weight
         threshold = RANK_TOLERANCE * float(torch.linalg.matrix_norm(weight))
         return weight - left @ right, _numerical_rank(left, right, threshold)
     rank = layer_rank(int(spec["rank"]), full, reference)

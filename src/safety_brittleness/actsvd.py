@@ -119,27 +119,16 @@ def load_grams(path) -> dict[str, torch.Tensor]:
 
 
 
-@torch.no_grad()
-def _block_grams(inputs, block, layers: dict[str, torch.nn.Linear]) -> dict[str, torch.Tensor]:
-    """X^T X of `layers` (inside `block`) over the response tokens of the carried block inputs."""
+def _block_grams(inputs: BlockInputs, block, layers: dict[str, torch.nn.Linear]) -> dict[str, torch.Tensor]:
+    """Return X^T X of `layers` (inside `block`) over the response tokens of the carried block inputs."""
     grams = {name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
              for name, layer in layers.items()}
-    current: dict[str, torch.Tensor] = {}
 
-    def accumulate(name: str):
-        def hook(module, arguments, output):
-            features = arguments[0][0][current["positions"]].double()
-            grams[name] += features.T @ features
-        return hook
+    def accumulate(name: str, features: torch.Tensor) -> None:
+        features = features.double()
+        grams[name] += features.T @ features
 
-    handles = [layer.register_forward_hook(accumulate(name)) for name, layer in layers.items()]
-    try:
-        for hidden, (args, kwargs), positions in zip(inputs.hidden, inputs.arguments, inputs.positions):
-            current["positions"] = positions
-            block(hidden, *args, **kwargs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    inputs.for_each_response_input(block, layers, accumulate)
     return grams
 
 
@@ -164,10 +153,12 @@ def sequential_bases(
             grams = _block_grams(inputs, block, block_layers)
             for name, layer in block_layers.items():
                 bases[role][name] = output_basis(layer.weight.detach(), grams[name])
+        # The bases are rounded to float32 as save_bases stores them, so the evaluation rebuilds this exact edit.
         for name, layer in block_layers.items():
-            utility = bases["utility"][name][1] if "utility" in bases else None
-            edited, _ = edit_weight(layer.weight.data, spec, bases["safety"][name][1].float(), None if utility is None else utility.float())
+            safety = bases["safety"][name][1].float()
+            utility = bases["utility"][name][1].float() if "utility" in bases else None
+            edited, _ = edit_weight(layer.weight.data, spec, safety, utility)
             layer.weight.data.copy_(edited.to(layer.weight.dtype))
         for inputs in carried.values():
-            inputs.hidden = inputs.run(block)
+            inputs.advance(block)
     return bases

@@ -152,17 +152,19 @@ class BlockInputs:
         return outputs
 
     @torch.no_grad()
-    def wanda_scores(self, block, layers: dict[str, torch.nn.Linear]) -> Scores:
-        """Wanda scores of `layers` (inside `block`) from the response-token inputs held here."""
-        squares = {name: torch.zeros(layer.in_features, dtype=torch.float64, device=layer.weight.device) for name, layer in layers.items()}
+    def for_each_response_input(self, block, layers: dict[str, torch.nn.Linear], accumulate) -> None:
+        """Run `block` on the held inputs and call accumulate(name, features) for each layer of `layers`.
+
+        `features` are the layer's inputs at the response-token positions of one sample.
+        """
         current: dict[str, torch.Tensor] = {}
 
-        def accumulate(name: str):
+        def hook_for(name: str):
             def hook(module, inputs, output):
-                squares[name] += inputs[0][0][current["positions"]].double().pow(2).sum(dim=0)
+                accumulate(name, inputs[0][0][current["positions"]])
             return hook
 
-        handles = [layer.register_forward_hook(accumulate(name)) for name, layer in layers.items()]
+        handles = [layer.register_forward_hook(hook_for(name)) for name, layer in layers.items()]
         try:
             for hidden, (args, kwargs), positions in zip(self.hidden, self.arguments, self.positions):
                 current["positions"] = positions
@@ -170,6 +172,16 @@ class BlockInputs:
         finally:
             for handle in handles:
                 handle.remove()
+
+    @torch.no_grad()
+    def wanda_scores(self, block, layers: dict[str, torch.nn.Linear]) -> Scores:
+        """Wanda scores of `layers` (inside `block`) from the response-token inputs held here."""
+        squares = {name: torch.zeros(layer.in_features, dtype=torch.float64, device=layer.weight.device) for name, layer in layers.items()}
+
+        def accumulate(name: str, features: torch.Tensor) -> None:
+            squares[name] += features.double().pow(2).sum(dim=0)
+
+        self.for_each_response_input(block, layers, accumulate)
         return _wanda_from_squares(layers, squares)
 
     def advance(self, block) -> None:

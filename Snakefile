@@ -40,6 +40,32 @@ def runtime():
     return config["runtime"]
 
 
+# Rules that load the model: they get resources.model_jobs (GPUs in the paper profile).
+MODEL_RULES = {
+    "prepare_base_model", "generate_alignment_targets", "align_model", "build_safety_calibration",
+    "build_utility_calibration", "score_snip", "score_wanda", "extract_region", "probe_heads", "compute_grams",
+    "compute_bases", "compute_sequential_bases", "compute_sequential_projection_bases", "generate_attack_data",
+    "evaluate_attack", "evaluate_experiment",
+}
+
+
+def _rule_resources(rule_name):
+    settings = config["resources"]
+    values = dict(settings["model_jobs"] if rule_name in MODEL_RULES else settings["other_jobs"])
+    values.update(settings["rules"].get(rule_name) or {})
+    return values
+
+
+def job_resources(rule_name):
+    """Cluster resources of one rule: model_jobs or other_jobs, then the rule's own entry in resources.rules."""
+    return {key: value for key, value in _rule_resources(rule_name).items() if key != "cpus"}
+
+
+def job_threads(rule_name):
+    """Threads of a rule that runs the model: its resources' cpus, or every core Snakemake was given."""
+    return _rule_resources(rule_name).get("cpus") or workflow.cores
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/calibration.smk"

@@ -22,11 +22,13 @@ def half_masks(model) -> dict[str, torch.Tensor]:
     return {name: torch.rand(layer.weight.shape, generator=generator) < 0.5 for name, layer in block_linear_layers(model).items()}
 
 
+@pytest.mark.parametrize("precision", [None, "bf16"])
 @pytest.mark.parametrize("protection", ["freeze", "rewind"])
-def test_protected_weights_stay_bit_identical(tiny_llama, character_tokenizer, protection):
+def test_protected_weights_stay_bit_identical(tiny_llama, character_tokenizer, protection, precision):
     masks = half_masks(tiny_llama)
     before = {name: layer.weight.detach().clone() for name, layer in block_linear_layers(tiny_llama).items()}
-    losses = attack(tiny_llama, character_tokenizer, make_examples(), masks, protection, SETTINGS, seed=0)
+    settings = {**SETTINGS, "mixed_precision": precision}
+    losses = attack(tiny_llama, character_tokenizer, make_examples(), masks, protection, settings, seed=0)
     assert len(losses) == 2 * 2   # 2 epochs of 2 batches
     for name, layer in block_linear_layers(tiny_llama).items():
         after = layer.weight.detach()
@@ -39,6 +41,20 @@ def test_unprotected_attack_changes_every_layer(tiny_llama, character_tokenizer)
     attack(tiny_llama, character_tokenizer, make_examples(), None, "none", SETTINGS, seed=0)
     for name, layer in block_linear_layers(tiny_llama).items():
         assert not torch.equal(layer.weight.detach(), before[name]), name
+
+
+def test_bf16_autocast_trains_float32_weights(tiny_llama, character_tokenizer):
+    initial = {name: tensor.clone() for name, tensor in tiny_llama.state_dict().items()}
+    plain = attack(tiny_llama, character_tokenizer, make_examples(), None, "none", SETTINGS, seed=0)
+    tiny_llama.load_state_dict(initial)
+    mixed = attack(tiny_llama, character_tokenizer, make_examples(), None, "none", {**SETTINGS, "mixed_precision": "bf16"}, seed=0)
+    assert all(parameter.dtype == torch.float32 for parameter in tiny_llama.parameters())
+    # bfloat16 matrix products round the loss differently but train towards the same point
+    assert plain[0] != mixed[0]
+    assert mixed[0] == pytest.approx(plain[0], rel=0.05)
+    assert mixed[-1] < mixed[0]
+    with pytest.raises(ValueError, match="unknown mixed_precision 'fp8'"):
+        attack(tiny_llama, character_tokenizer, make_examples(), None, "none", {**SETTINGS, "mixed_precision": "fp8"}, seed=0)
 
 
 def test_freeze_leaves_no_hook_behind(tiny_llama, character_tokenizer):

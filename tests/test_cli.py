@@ -56,7 +56,7 @@ DEFAULTS = [str(ROOT / "params.yaml"), "--schema", str(ROOT / "workflow/schemas/
 
 def test_validate_counts_experiments(capsys):
     assert main(["validate", *DEFAULTS]) == 0
-    assert "parameters are valid: 49 experiments" in capsys.readouterr().out
+    assert "parameters are valid: 51 experiments" in capsys.readouterr().out
 
 
 def test_validate_repeated_grid_value(tmp_path, capsys):

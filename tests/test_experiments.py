@@ -28,7 +28,7 @@ def test_embedded_registry_counts_each_family():
     assert regions.count("actsvd_top") == 2
     assert regions.count("actsvd_bottom") == 4
     assert regions.count("orthogonal_projection") == 8   # 7 one-shot points and 1 sequential
-    assert regions.count("finetune_attack") == 6
+    assert regions.count("finetune_attack") == 8
     for spec in registry.values():
         assert set(PARAMETER_COLUMNS) <= set(spec)
 
@@ -97,8 +97,8 @@ def test_attack_ids_and_inputs():
     unprotected = registry["finetune_attack-harmful-n10-none-q0"]
     assert (unprotected["protection"], unprotected["score_method"]) == ("none", None)
     assert attack_inputs(unprotected) == {"examples": "results/attacks/harmful_answers.parquet"}
-    frozen = registry["finetune_attack-harmful-n50-freeze-q0.5"]
-    assert (frozen["attack_examples"], frozen["protected_fraction"], frozen["selection"]) == (50, 0.5, "row")
+    frozen = registry["finetune_attack-harmful-n50-freeze-q0.7"]
+    assert (frozen["attack_examples"], frozen["protected_fraction"], frozen["selection"]) == (50, 0.7, "row")
     assert attack_inputs(frozen)["scores"] == "results/scores/snip/safety-full.safetensors"
     assert registry["finetune_attack-harmful-n10-rewind-q0.5"]["protection"] == "rewind"
     benign = registry["finetune_attack-benign-n10-none-q0"]

@@ -18,6 +18,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def copy_workflow(destination: Path) -> Path:
     """Copy the workflow sources into `destination`, so runs there never touch the repository's results."""
+    destination.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "params.yaml"):
         shutil.copy2(ROOT / name, destination / name)
     for name in ("workflow", "configs", "src"):
@@ -124,6 +125,10 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert table3["experiment_id"].tolist()[0] == "aligned"
     assert set(table3["protection"].dropna()) == {"none", "freeze", "rewind"}
     assert table3["final_loss"].iloc[1:].gt(0).all()
+    # An attack sweep evaluates the attacks it names: the benign one all three, the others ASR_Vanilla.
+    benign = table3.set_index("experiment_id").loc["finetune_attack-benign-n2-none-q0"]
+    assert benign[["asr_vanilla", "asr_adv_suffix", "asr_adv_decoding"]].notna().all()
+    assert table3.set_index("experiment_id").drop(index=["aligned", benign.name])["asr_adv_suffix"].isna().all()
     table7 = pd.read_csv(directory / "results/tables/table7.csv")
     assert table7["experiment_id"].iloc[0] == "aligned"
     assert set(table7["experiment_id"].iloc[1:]) <= set(regions[regions == "orthogonal_projection"].index)

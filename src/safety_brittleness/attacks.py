@@ -23,6 +23,7 @@ from safety_brittleness.models import block_linear_layers
 log = logging.getLogger(__name__)
 
 PROTECTIONS = ("none", "freeze", "rewind")
+MIXED_PRECISIONS = (None, "bf16")
 
 
 @torch.no_grad()
@@ -65,24 +66,32 @@ def attack(
     """Fine-tune `model` in place on `examples`; return the loss of every step.
 
     `settings` contains learning_rate, epochs, batch_size, max_length, warmup_fraction, weight_decay
-    and max_grad_norm. `protection` is one of PROTECTIONS, and masks are required unless it is 'none'.
+    and max_grad_norm, and optionally mixed_precision ('bf16' runs forward and backward passes in
+    bfloat16 autocast; weights, gradients and optimizer state stay in the model's dtype).
+    `protection` is one of PROTECTIONS, and masks are required unless it is 'none'.
     """
     if protection not in PROTECTIONS:
         raise ValueError(f"unknown protection '{protection}'; allowed: {', '.join(PROTECTIONS)}")
     if protection != "none" and masks is None:
         raise ValueError(f"protection '{protection}' needs the masks of the protected region")
+    precision = settings.get("mixed_precision")
+    if precision not in MIXED_PRECISIONS:
+        raise ValueError(f"unknown mixed_precision {precision!r}; allowed: bf16 or null")
     arguments = dict(
         learning_rate=settings["learning_rate"], epochs=settings["epochs"], batch_size=settings["batch_size"],
         max_length=settings["max_length"], warmup_fraction=settings["warmup_fraction"],
         weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"], seed=seed,
         description=description,
     )
+    device_type = next(model.parameters()).device.type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
     if protection == "freeze":
-        with frozen_entries(model, masks):
+        with frozen_entries(model, masks), autocast:
             return fine_tune(model, tokenizer, examples, **arguments)
     layers = block_linear_layers(model)
     originals = {name: layers[name].weight.detach()[mask].clone() for name, mask in (masks or {}).items()}
-    losses = fine_tune(model, tokenizer, examples, **arguments)
+    with autocast:
+        losses = fine_tune(model, tokenizer, examples, **arguments)
     if protection == "rewind":
         _restore(layers, masks, originals)
     return losses

@@ -114,6 +114,44 @@ def _check_consistency(config: dict[str, Any]) -> list[str]:
             f"allowed: at most calibration.candidate_prompts ({calibration.get('candidate_prompts')})"
         )
     messages.extend(_check_regions(config))
+    messages.extend(_check_data(config))
+    return messages
+
+
+def _check_data(config: dict[str, Any]) -> list[str]:
+    """Check that every named download exists and can be fetched or copied."""
+    messages = []
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    downloads = data.get("downloads") or {}
+    known = ", ".join(sorted(downloads)) or "none defined"
+    for name, entry in downloads.items():
+        if isinstance(entry, dict) and not entry.get("url") and not entry.get("local_copy"):
+            messages.append(f"invalid parameter data.downloads.{name}: it has neither url nor local_copy; give one of them")
+    harmful = data.get("harmful") if isinstance(data.get("harmful"), dict) else {}
+    for index, entry in enumerate(harmful.get("files") or []):
+        if isinstance(entry, dict) and "download" in entry and entry["download"] not in downloads:
+            messages.append(
+                f"invalid parameter data.harmful.files[{index}].download = {json.dumps(entry['download'])}; "
+                f"allowed: a name under data.downloads ({known})"
+            )
+    benign = data.get("benign") if isinstance(data.get("benign"), dict) else {}
+    calibration = config.get("calibration") if isinstance(config.get("calibration"), dict) else {}
+    if calibration.get("utility_responses") == "dataset" and benign.get("source") != "download":
+        messages.append(
+            "invalid parameter calibration.utility_responses = \"dataset\"; the shipped benign instructions have no "
+            "responses: use utility_responses: model, or data.benign.source: download"
+        )
+    if not config.get("alignment", {}).get("enabled", True) and config.get("attacks", {}).get("sweeps") \
+            and not config.get("attacks", {}).get("harmful_file"):
+        messages.append(
+            "invalid parameter attacks.harmful_file = null with alignment.enabled false: the attack examples are the "
+            "base model's answers, and an already aligned model refuses; give a file of harmful examples"
+        )
+    if benign.get("source") == "download" and benign.get("download") not in downloads:
+        messages.append(
+            f"invalid parameter data.benign.download = {json.dumps(benign.get('download'))}; with source: download "
+            f"it must name an entry of data.downloads ({known})"
+        )
     return messages
 
 
@@ -203,11 +241,15 @@ def _check_ranks(ranks: dict[str, Any]) -> list[str]:
 
 
 def _check_attacks(config: dict[str, Any], attacks: dict[str, Any]) -> list[str]:
-    """Check that no attack sweep requests more examples than its data contains."""
-    available = {
-        "harmful": (config.get("data", {}).get("harmful", {}).get("split_sizes", {}).get("attack"), "data.harmful.split_sizes.attack"),
-        "benign": (config.get("calibration", {}).get("samples"), "calibration.samples"),
-    }
+    """Check that no attack sweep requests more examples than its data contains.
+
+    With attacks.harmful_file set, the harmful examples are the rows of that file.
+    """
+    harmful = (config.get("data", {}).get("harmful", {}).get("split_sizes", {}).get("attack"), "data.harmful.split_sizes.attack")
+    harmful_file = attacks.get("harmful_file")
+    if harmful_file:
+        harmful = (_count_examples(harmful_file), f"the rows of attacks.harmful_file {harmful_file!r}")
+    available = {"harmful": harmful, "benign": (config.get("calibration", {}).get("samples"), "calibration.samples")}
     messages = []
     for index, entry in enumerate(attacks.get("sweeps") or []):
         if not isinstance(entry, dict) or not isinstance(entry.get("examples"), list):
@@ -220,6 +262,18 @@ def _check_attacks(config: dict[str, Any], attacks: dict[str, Any]) -> list[str]
                 f"examples available; allowed: 1 to {limit}, or raise {key}"
             )
     return messages
+
+
+def _count_examples(path: str) -> int | None:
+    """Rows of a Parquet or JSON Lines file of attack examples; None when it cannot be read yet."""
+    if not Path(path).is_file():
+        return None
+    if str(path).endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip())
 
 
 def _check_lm_eval_tasks(tasks: list[str]) -> list[str]:
@@ -237,7 +291,10 @@ def _check_lm_eval_tasks(tasks: list[str]) -> list[str]:
 def model_source(config: dict[str, Any]) -> dict[str, Any]:
     """Return the model source of `config`: its kind plus the settings of that kind."""
     kind = config["model"]["kind"]
-    return {"kind": kind, **config["model"][kind]}
+    source = {"kind": kind, **config["model"][kind]}
+    if config["model"].get("chat_template"):
+        source["chat_template"] = config["model"]["chat_template"]
+    return source
 
 
 def check_sources(config: dict[str, Any]) -> None:
@@ -248,10 +305,19 @@ def check_sources(config: dict[str, Any]) -> None:
     except ModelSourceError as error:
         messages.append(f"model.{config['model']['kind']}: {error}")
     for index, entry in enumerate(config["data"]["harmful"]["files"]):
+        if "download" in entry:
+            continue
         try:
             locate_package_file(entry["package"], entry["path"])
         except ModelSourceError as error:
             messages.append(f"data.harmful.files[{index}]: {error}")
+    for name, entry in (config["data"].get("downloads") or {}).items():
+        local_copy = entry.get("local_copy")
+        if local_copy and not Path(local_copy).is_file():
+            messages.append(f"data.downloads.{name}.local_copy = {local_copy!r} not found; give the path of the downloaded file")
+    filter_file = config["data"]["benign"].get("filter_phrases")
+    if filter_file and not Path(filter_file).is_file():
+        messages.append(f"data.benign.filter_phrases = {filter_file!r} not found; give a YAML file with a 'phrases' list")
     evaluation = config.get("evaluation", {})
     suffix_file = evaluation.get("adv_suffix", {}).get("file")
     if suffix_file and not Path(suffix_file).is_file():

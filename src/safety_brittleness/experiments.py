@@ -188,10 +188,10 @@ def attack_inputs(spec: dict[str, Any]) -> dict[str, str]:
 
 def build_registry(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Map each experiment id to its parameters, the evaluation variants it runs and its region file."""
-    candidates: list[tuple[str, dict[str, Any]]] = [
-        ("base", {"model": "base", "region": "none"}),
-        ("aligned", {"model": "aligned", "region": "none"}),
-    ]
+    candidates: list[tuple[str, dict[str, Any]]] = [("aligned", {"model": "aligned", "region": "none"})]
+    if config.get("alignment", {}).get("enabled", True):
+        # An already aligned model (alignment disabled) has no separate base model to evaluate.
+        candidates.insert(0, ("base", {"model": "base", "region": "none"}))
     settings = config.get("regions", {})
     for region in ("top", "bottom"):
         for entry in settings.get(region, []):

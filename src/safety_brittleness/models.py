@@ -62,6 +62,23 @@ def check_model_source(source: dict[str, Any]) -> None:
             )
     elif kind == "random_init":
         locate_package_file(source["tokenizer_package"], source["tokenizer_file"])
+    template = source.get("chat_template")
+    if template:
+        chat_template_text(template)
+
+
+def chat_template_text(template: str) -> str:
+    """Return the Jinja text of a shipped chat template (by name) or of a template file."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("safety_brittleness").joinpath("resources", "chat_templates")))
+    path = shipped / f"{template}.jinja"
+    if not path.is_file():
+        path = Path(template)
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in shipped.glob("*.jinja")))
+        raise ModelSourceError(f"chat template '{template}' is neither a shipped template ({names}) nor a file")
+    return path.read_text()
 
 
 def _load_from_gguf(gguf_path: Path, dtype: torch.dtype):
@@ -77,6 +94,21 @@ def _load_from_gguf(gguf_path: Path, dtype: torch.dtype):
     config = LlamaConfig.from_dict(config_dict)
     model = LlamaForCausalLM(config).to(dtype)
     model.load_state_dict(quantized.state_dict())
+    return model, tokenizer
+
+
+def _load_from_hub(model_id: str, revision: str | None, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, revision=revision, dtype=dtype, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision, trust_remote_code=False)
+    except OSError as error:
+        raise ModelSourceError(
+            f"cannot load hub model '{model_id}' (revision {revision or 'main'}): {error}. Gated models such as "
+            "meta-llama need an accepted licence and `huggingface-cli login`; without network, download the "
+            "model elsewhere and use model.kind: local"
+        ) from error
     return model, tokenizer
 
 
@@ -116,10 +148,19 @@ def prepare_base_model(source: dict[str, Any], output_dir: str | Path, dtype_nam
     elif kind == "local":
         model = AutoModelForCausalLM.from_pretrained(source["path"], dtype=dtype, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(source["path"], trust_remote_code=False)
+    elif kind == "hub":
+        model, tokenizer = _load_from_hub(source["id"], source.get("revision"), dtype)
     else:
         model, tokenizer = _build_random(source, dtype, seed)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if source.get("chat_template"):
+        tokenizer.chat_template = chat_template_text(source["chat_template"])
+    if not tokenizer.chat_template:
+        raise ModelSourceError(
+            f"the tokenizer of the {kind} model has no chat template; set model.chat_template "
+            "to a shipped template (llama-2) or a Jinja file"
+        )
 
     output_dir = Path(output_dir)
     with atomic_directory(output_dir) as temporary:

@@ -15,7 +15,9 @@ rule generate_attack_data:
     params:
         settings={key: config["attacks"][key] for key in ("harmful_file", "answer_max_new_tokens", "generation_batch_size")},
         runtime=runtime(),
-    threads: workflow.cores
+    threads: job_threads("generate_attack_data")
+    resources:
+        **job_resources("generate_attack_data"),
     log:
         "logs/generate_attack_data.log",
     script:
@@ -40,11 +42,14 @@ rule evaluate_attack:
         experiment=lambda wc: EXPERIMENTS[wc.experiment],
         settings=lambda wc: evaluation_settings(config, EXPERIMENTS[wc.experiment]),
         training=config["attacks"]["training"],
+        benign_and_perplexity=config["attacks"]["benign_and_perplexity"],
         safety_system_prompt=config["safety_system_prompt"],
         runtime=runtime(),
     wildcard_constraints:
         experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region"] == "finetune_attack") or "^$",
-    threads: workflow.cores
+    threads: job_threads("evaluate_attack")
+    resources:
+        **job_resources("evaluate_attack"),
     log:
         "logs/evaluate_attack/{experiment}.log",
     script:

@@ -10,7 +10,9 @@ rule build_safety_calibration:
     params:
         settings=config["calibration"],
         runtime=runtime(),
-    threads: workflow.cores
+    threads: job_threads("build_safety_calibration")
+    resources:
+        **job_resources("build_safety_calibration"),
     log:
         "logs/build_safety_calibration.log",
     script:
@@ -28,7 +30,9 @@ rule build_utility_calibration:
     params:
         settings=config["calibration"],
         runtime=runtime(),
-    threads: workflow.cores
+    threads: job_threads("build_utility_calibration")
+    resources:
+        **job_resources("build_utility_calibration"),
     log:
         "logs/build_utility_calibration.log",
     script:

@@ -34,7 +34,9 @@ rule evaluate_experiment:
         runtime=runtime(),
     wildcard_constraints:
         experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region"] != "finetune_attack"),
-    threads: workflow.cores
+    threads: job_threads("evaluate_experiment")
+    resources:
+        **job_resources("evaluate_experiment"),
     log:
         "logs/evaluate_experiment/{experiment}.log",
     script:
@@ -47,6 +49,8 @@ rule collect_metrics:
     input:
         code=code("evaluation"),
         metrics=expand("results/evaluation/{experiment}.parquet", experiment=sorted(EXPERIMENTS)),
+    resources:
+        **job_resources("collect_metrics"),
     log:
         "logs/collect_metrics.log",
     script:

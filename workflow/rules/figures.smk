@@ -12,6 +12,8 @@ rule plot_fig2_neurons:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("plot_fig2_neurons"),
     log:
         "logs/plot_fig2_neurons.log",
     script:
@@ -26,6 +28,8 @@ rule plot_fig3_neurons:
         metrics="results/metrics.parquet",
     params:
         settings=config["figures"],
+    resources:
+        **job_resources("plot_fig3_neurons"),
     log:
         "logs/plot_fig3_neurons.log",
     script:
@@ -38,6 +42,8 @@ rule plot_fig7_safety_data:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("plot_fig7_safety_data"),
     log:
         "logs/plot_fig7_safety_data.log",
     script:
@@ -52,6 +58,8 @@ rule plot_fig8_safety_data_bottom:
         metrics="results/metrics.parquet",
     params:
         settings=config["figures"],
+    resources:
+        **job_resources("plot_fig8_safety_data_bottom"),
     log:
         "logs/plot_fig8_safety_data_bottom.log",
     script:
@@ -64,6 +72,8 @@ rule plot_fig4_jaccard:
     input:
         code=code("figures"),
         overlaps=OVERLAPS,
+    resources:
+        **job_resources("plot_fig4_jaccard"),
     log:
         "logs/plot_fig4_jaccard.log",
     script:
@@ -76,6 +86,8 @@ rule plot_fig4_subspace:
     input:
         code=code("figures"),
         similarity=SUBSPACES,
+    resources:
+        **job_resources("plot_fig4_subspace"),
     log:
         "logs/plot_fig4_subspace.log",
     script:
@@ -88,6 +100,8 @@ rule plot_fig9_probing:
     input:
         code=code("figures"),
         probes=PROBES,
+    resources:
+        **job_resources("plot_fig9_probing"),
     log:
         "logs/plot_fig9_probing.log",
     script:
@@ -101,6 +115,8 @@ rule write_table6:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("write_table6"),
     log:
         "logs/write_table6.log",
     script:
@@ -114,6 +130,8 @@ rule write_grid_table:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("write_grid_table"),
     log:
         "logs/write_grid_table.log",
     script:
@@ -126,6 +144,8 @@ rule plot_fig2_ranks:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("plot_fig2_ranks"),
     log:
         "logs/plot_fig2_ranks.log",
     script:
@@ -140,6 +160,8 @@ rule plot_fig3_ranks:
         metrics="results/metrics.parquet",
     params:
         settings=config["figures"],
+    resources:
+        **job_resources("plot_fig3_ranks"),
     log:
         "logs/plot_fig3_ranks.log",
     script:
@@ -153,6 +175,8 @@ rule write_table7:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("write_table7"),
     log:
         "logs/write_table7.log",
     script:
@@ -165,6 +189,8 @@ rule plot_fig_finetune_attack:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("plot_fig_finetune_attack"),
     log:
         "logs/plot_fig_finetune_attack.log",
     script:
@@ -178,6 +204,8 @@ rule write_table3:
     input:
         code=code("figures"),
         metrics="results/metrics.parquet",
+    resources:
+        **job_resources("write_table3"),
     log:
         "logs/write_table3.log",
     script:

@@ -10,7 +10,9 @@ rule compute_grams:
         runtime=runtime(),
     wildcard_constraints:
         dataset="safety-full|safety-short|utility",
-    threads: workflow.cores
+    threads: job_threads("compute_grams")
+    resources:
+        **job_resources("compute_grams"),
     log:
         "logs/compute_grams/{dataset}.log",
     script:
@@ -28,7 +30,9 @@ rule compute_bases:
         runtime=runtime(),
     wildcard_constraints:
         dataset="safety-full|safety-short|utility",
-    threads: workflow.cores
+    threads: job_threads("compute_bases")
+    resources:
+        **job_resources("compute_bases"),
     log:
         "logs/compute_bases/{dataset}.log",
     script:
@@ -61,7 +65,9 @@ rule compute_sequential_bases:
         runtime=runtime(),
     wildcard_constraints:
         experiment=sequential_ids(("actsvd_top", "actsvd_bottom")),
-    threads: workflow.cores
+    threads: job_threads("compute_sequential_bases")
+    resources:
+        **job_resources("compute_sequential_bases"),
     log:
         "logs/compute_sequential_bases/{experiment}.log",
     script:
@@ -74,6 +80,8 @@ use rule compute_sequential_bases as compute_sequential_projection_bases with:
         utility=sequential_bases_path("{experiment}", "utility"),
     wildcard_constraints:
         experiment=sequential_ids(("orthogonal_projection",)),
+    resources:
+        **job_resources("compute_sequential_projection_bases"),
     log:
         "logs/compute_sequential_bases/{experiment}.log",
 
@@ -87,6 +95,8 @@ rule compute_subspace_similarity:
         utility_bases=bases_path(config["ranks"]["subspace"]["utility_dataset"]),
     params:
         settings=config["ranks"]["subspace"],
+    resources:
+        **job_resources("compute_subspace_similarity"),
     log:
         "logs/compute_subspace_similarity.log",
     script:

@@ -9,7 +9,9 @@ rule extract_region:
         runtime=runtime(),
     wildcard_constraints:
         experiment="|".join(re.escape(name) for name, spec in EXPERIMENTS.items() if spec["region_path"]) or "^$",
-    threads: workflow.cores
+    threads: job_threads("extract_region")
+    resources:
+        **job_resources("extract_region"),
     log:
         "logs/extract_region/{experiment}.log",
     script:
@@ -28,7 +30,9 @@ rule probe_heads:
         settings=config["regions"]["head_probing"],
         scoring=config["scoring"],
         runtime=runtime(),
-    threads: workflow.cores
+    threads: job_threads("probe_heads")
+    resources:
+        **job_resources("probe_heads"),
     log:
         "logs/probe_heads.log",
     script:
@@ -44,6 +48,8 @@ rule compute_overlap:
         utility_scores=score_path(config["regions"]["overlap"]["score_method"], config["regions"]["overlap"]["utility_dataset"]),
     params:
         settings=config["regions"]["overlap"],
+    resources:
+        **job_resources("compute_overlap"),
     log:
         "logs/compute_overlap.log",
     script:

@@ -10,7 +10,9 @@ rule score_snip:
         runtime=runtime(),
     wildcard_constraints:
         dataset="safety-full|safety-short|utility",
-    threads: workflow.cores
+    threads: job_threads("score_snip")
+    resources:
+        **job_resources("score_snip"),
     log:
         "logs/score_snip/{dataset}.log",
     script:
@@ -29,7 +31,9 @@ rule score_wanda:
         runtime=runtime(),
     wildcard_constraints:
         dataset="safety-full|safety-short|utility",
-    threads: workflow.cores
+    threads: job_threads("score_wanda")
+    resources:
+        **job_resources("score_wanda"),
     log:
         "logs/score_wanda/{dataset}.log",
     script:

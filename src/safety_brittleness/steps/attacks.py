@@ -84,4 +84,4 @@ def evaluate_attack(context: StepContext) -> None:
         description=f"attack on {count} {spec['attack_data']} examples",
     )
     extra_rows = [{"metric": "attack_final_loss", "value": losses[-1], "n": len(losses)}]
-    evaluate_and_write(context, model, tokenizer, extra_rows)
+    evaluate_and_write(context, model, tokenizer, extra_rows, benign_and_perplexity=context.params["benign_and_perplexity"])

@@ -72,14 +72,24 @@ def build_utility_calibration(context: StepContext) -> None:
     """Utility: benign calibration instructions with the aligned model's own answers.
 
     The same is written for the held-out benign instructions: the reference responses whose
-    perplexity the evaluation reports.
+    perplexity the evaluation reports. With utility_responses 'dataset' the responses of the
+    benign data file (Alpaca-Cleaned in the paper profile) are used instead of generated ones.
     """
     settings = context.params["settings"]
     benign = pd.read_parquet(context.input["benign"])
-    model, tokenizer = _load_aligned(context)
+    from_dataset = settings["utility_responses"] == "dataset"
+    if from_dataset and benign["response"].isna().any():
+        raise ValueError(
+            f"calibration.utility_responses is 'dataset', but {context.input['benign']} has prompts without a "
+            "response; use data.benign.source: download or utility_responses: model"
+        )
+    model, tokenizer = (None, None) if from_dataset else _load_aligned(context)
     outputs = (("calibration", "utility", settings["samples"]), ("heldout", "heldout", None))
     for split, output, count in outputs:
         frame = benign[benign["split"] == split].head(count).reset_index(drop=True)
-        frame = _respond(context, model, tokenizer, frame, f"{split} responses")
+        if from_dataset:
+            frame["ends_turn"] = True
+        else:
+            frame = _respond(context, model, tokenizer, frame, f"{split} responses")
         frame["split"] = "utility" if split == "calibration" else "utility-heldout"
         write_parquet(frame, context.output[output], context.provenance(seed=context.seed))

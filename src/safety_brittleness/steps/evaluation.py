@@ -36,11 +36,12 @@ def evaluate_experiment(context: StepContext) -> None:
     evaluate_and_write(context, model, tokenizer, extra_rows)
 
 
-def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[dict]) -> None:
+def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[dict], benign_and_perplexity: bool = True) -> None:
     """Evaluate an edited model and write its metric rows and generations to the job's outputs.
 
-    Attacks, benign refusal, utility, reference perplexity and actual sparsity are measured;
-    `extra_rows` adds metric rows that the edit itself produced.
+    Attacks, utility and actual sparsity are measured, and with `benign_and_perplexity` also the
+    benign refusal rate and the reference perplexity; `extra_rows` adds metric rows that the edit
+    itself produced.
     """
     settings = context.params["settings"]
     spec = context.params["experiment"]
@@ -55,22 +56,23 @@ def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[
     generations, rows = evaluation.evaluate_attacks(
         model, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
     )
-    benign = pd.read_parquet(context.input["benign"])
-    heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
-    benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
-        model, tokenizer, heldout, system_prompt, judge,
-        settings["benign_max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
-    )
+    benign_generations, benign_rows = pd.DataFrame(), []
+    if benign_and_perplexity:
+        benign = pd.read_parquet(context.input["benign"])
+        heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
+        benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
+            model, tokenizer, heldout, system_prompt, judge,
+            settings["benign_max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
+        )
     utility = settings["utility"]
     utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])
-    references = pd.read_parquet(context.input["reference_responses"])
-    examples = examples_from_frame(references, tokenizer, None)
-    perplexity = evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"])
+    if benign_and_perplexity:
+        references = pd.read_parquet(context.input["reference_responses"])
+        examples = examples_from_frame(references, tokenizer, None)
+        benign_rows.append(evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"]))
     sparsity = regions.actual_sparsity(model)
 
-    metrics = pd.DataFrame(
-        rows + benign_rows + utility_rows + extra_rows + [perplexity, {"metric": "actual_sparsity", "value": sparsity}]
-    )
+    metrics = pd.DataFrame(rows + benign_rows + utility_rows + extra_rows + [{"metric": "actual_sparsity", "value": sparsity}])
     metrics["experiment_id"] = experiment_id
     metrics = metrics.reindex(columns=METRIC_COLUMNS)
     for column in PARAMETER_COLUMNS:
@@ -78,7 +80,7 @@ def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[
     metrics["seed"] = context.seed
     record = context.provenance(seed=context.seed, experiment_id=experiment_id)
     write_parquet(metrics, context.output["metrics"], record)
-    all_generations = pd.concat([generations, benign_generations], ignore_index=True)
+    all_generations = pd.concat([frame for frame in (generations, benign_generations) if len(frame)], ignore_index=True)
     all_generations.insert(0, "experiment_id", experiment_id)
     write_parquet(all_generations, context.output["generations"], record)
 

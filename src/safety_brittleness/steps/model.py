@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+from pathlib import Path
 
 import pandas as pd
 
@@ -35,9 +38,27 @@ def generate_alignment_targets(context: StepContext) -> None:
     write_parquet(benign, context.output["targets"], context.provenance(seed=context.seed))
 
 
+def _link_aligned(base: str, output: str, record: dict) -> None:
+    """Use an already aligned base model as the aligned model: hard links to its files, or copies."""
+    source = Path(base)
+    with atomic_directory(output) as temporary:
+        for path in sorted(source.iterdir()):
+            if path.is_file() and path.name != models.PROVENANCE_FILE:
+                try:
+                    os.link(path, temporary / path.name)
+                except OSError:
+                    shutil.copy2(path, temporary / path.name)
+        write_json(record, temporary / models.PROVENANCE_FILE)
+
+
 @step
 def align_model(context: StepContext) -> None:
+    """Align the base model by SFT, or with alignment.enabled false take the base model as aligned."""
     settings = context.params["settings"]
+    if not settings["enabled"]:
+        log.info("alignment disabled: %s is used as the aligned model", context.input["model"])
+        _link_aligned(context.input["model"], context.output["model"], context.provenance(seed=context.seed))
+        return
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     harmful = pd.read_parquet(context.input["harmful"])

@@ -209,6 +209,10 @@ def test_table3_lists_every_attack(tmp_path):
 
 def test_finetune_figure_draws_one_curve_per_attack(tmp_path):
     attacks = plot_fig_finetune_attack(synthetic_metrics(), tmp_path / "a.png", tmp_path / "a.pdf")
-    curves = attacks.groupby("curve")["protected_fraction"].apply(sorted).to_dict()
-    assert curves == {"benign, n = 50": [0.0], "harmful, n = 10": [0.0, 0.5], "harmful, n = 10, rewind": [0.5]}
+    curves = attacks.groupby(["curve", "protection"])["protected_fraction"].apply(sorted).to_dict()
+    assert curves == {
+        ("benign, n = 50", "frozen"): [0.0],
+        ("harmful, n = 10", "frozen"): [0.0, 0.5],
+        ("harmful, n = 10", "rewound"): [0.5],
+    }
     assert (tmp_path / "a.png").stat().st_size > 1000

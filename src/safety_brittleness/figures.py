@@ -14,7 +14,8 @@ import pandas as pd
 import numpy as np
 from plotnine import (
     aes, element_text, facet_wrap, geom_errorbar, geom_histogram, geom_hline, geom_line, geom_point, geom_segment,
-    geom_text, geom_tile, geom_vline, ggplot, labs, scale_fill_gradient, scale_x_continuous, theme, theme_bw,
+    geom_text, geom_tile, geom_vline, ggplot, labs, position_dodge, scale_fill_gradient, scale_x_continuous, theme,
+    theme_bw,
 )
 
 from safety_brittleness.experiments import PARAMETER_COLUMNS, format_fraction
@@ -523,25 +524,33 @@ def write_table3(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str
 
 
 def plot_fig_finetune_attack(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
-    """Plot ASR_Vanilla after fine-tuning attacks against the protected fraction, one line per n and protection."""
+    """Plot ASR_Vanilla after fine-tuning attacks against the protected fraction, one line per n and protection.
+
+    Colour tells the attack data and n apart; line type and point shape tell frozen from rewound.
+    """
     table = experiment_table(metrics)
     attacks = table[(table["region"] == "finetune_attack") & (table["variant"] == "vanilla")].copy()
     aligned = table[(table["experiment_id"] == "aligned") & (table["variant"] == "vanilla")]
     attacks["curve"] = attacks.apply(
-        lambda row: f"{row['attack_data']}, n = {int(row['attack_examples'])}"
-        + ("" if row["protection"] in ("none", "freeze") else f", {row['protection']}"), axis=1,
+        lambda row: f"{row['attack_data']}, n = {int(row['attack_examples'])}", axis=1,
     ) if len(attacks) else pd.Series(dtype=str)
     attacks["protected_fraction"] = attacks["protected_fraction"].astype(float)
+    attacks["protection"] = np.where(attacks["protection"] == "rewind", "rewound", "frozen")
     caption = _run_caption(attacks, [
         "full fine-tuning of the aligned model; the top-q weights of each row by safety score are frozen (zero gradient, "
-        "no update) or rewound after training; q = 0 protects nothing; dotted line: the aligned model",
+        "no update) or rewound after training; q = 0 protects nothing; dotted line: the aligned model; "
+        "points are shifted sideways a little so that equal values stay visible",
     ])
+    # Frozen and rewound attacks can reach the same ASR: dodge them so neither hides the other.
+    dodge = position_dodge(width=0.03)
     figure = (
-        ggplot(attacks.sort_values("protected_fraction"), aes("protected_fraction", "asr", color="curve"))
-        + geom_line()
-        + geom_point(size=2.5)
-        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), width=0.02, alpha=0.5)
-        + labs(x="protected fraction q of each row", y="ASR_Vanilla", color="attack",
+        ggplot(attacks.sort_values("protected_fraction"),
+               aes("protected_fraction", "asr", color="curve", linetype="protection", shape="protection"))
+        + geom_line(position=dodge)
+        + geom_point(size=2.5, position=dodge)
+        + geom_errorbar(aes(ymin="asr_low", ymax="asr_high"), width=0.02, alpha=0.5, position=dodge)
+        + labs(x="protected fraction q of each row", y="ASR_Vanilla", color="attack", linetype="protection",
+               shape="protection",
                title="Fine-tuning attacks with a protected safety-critical region", caption=caption)
         + _style()
     )

@@ -79,8 +79,13 @@ CONF
 
 start() {
     install_packages
-    [ -e "$conf" ] && [ "$(readlink -f "$conf")" != "$state/slurm.conf" ] \
-        && fail "$conf exists and belongs to another cluster; not touching it"
+    # A link left by a cluster whose state folder is gone is stale: remove it.
+    if [ -L "$conf" ] && [ ! -e "$conf" ]; then
+        rm -f "$conf"
+    fi
+    if [ -e "$conf" ] && [ "$(readlink -f "$conf")" != "$state/slurm.conf" ]; then
+        fail "$conf exists and belongs to another cluster; not touching it"
+    fi
     mkdir -p "$state/state" "$state/spool" "$state/log" /etc/slurm
     write_config
     ln -sf "$state/slurm.conf" "$conf"

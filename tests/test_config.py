@@ -147,3 +147,31 @@ def test_missing_attack_file_is_named():
     config = with_value(["attacks", "harmful_file"], "/nonexistent/attack.jsonl")
     with pytest.raises(ParameterError, match="attacks.harmful_file = '/nonexistent/attack.jsonl' not found"):
         check_sources(config)
+
+
+def test_missing_vllm_is_named(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "vllm" else real_find_spec(name, *args))
+    config = with_value(["runtime", "generation_backend"], "vllm")
+    with pytest.raises(ParameterError, match="runtime.generation_backend = 'vllm', but vllm is not installed"):
+        check_sources(config)
+
+
+def test_paper_data_keys_are_checked():
+    config = with_value(["data", "harmful", "files"], [{"download": "advbench"}])
+    with pytest.raises(ParameterError, match=r"data.harmful.files\[0\].download = \"advbench\"; allowed: a name under data.downloads \(none defined\)"):
+        validate_params(config, SCHEMA)
+    config = with_value(["calibration", "utility_responses"], "dataset")
+    with pytest.raises(ParameterError, match="calibration.utility_responses = \"dataset\"; the shipped benign instructions have no responses"):
+        validate_params(config, SCHEMA)
+    config = with_value(["data", "downloads"], {"advbench": {"sha256": "ab" * 32}})
+    with pytest.raises(ParameterError, match="data.downloads.advbench: it has neither url nor local_copy"):
+        validate_params(config, SCHEMA)
+    config = with_value(["alignment", "enabled"], False)
+    with pytest.raises(ParameterError, match="attacks.harmful_file = null with alignment.enabled false"):
+        validate_params(config, SCHEMA)
+    config = with_value(["data", "downloads"], {"advbench": {"url": "ftp://host/file.csv", "sha256": "ab" * 32}})
+    with pytest.raises(ParameterError, match="data.downloads.advbench.url"):
+        validate_params(config, SCHEMA)

@@ -85,7 +85,7 @@ def test_paper_code_path_end_to_end(tmp_path, file_server):
     directory = copy_workflow(tmp_path / "workflow")
     write_attack_examples(directory / "data/paper/harmful_examples.jsonl", 4)
     overlay = {
-        "runtime": {"device": "cpu", "dtype": "float32"},
+        "runtime": {"device": "cpu"},   # the paper's bfloat16 weights, on the CPU
         "data": {
             "downloads": {
                 "advbench": {"url": f"{url}/harmful_behaviors.csv", "sha256": sha256(served / "harmful_behaviors.csv")},

@@ -64,8 +64,8 @@ def _can_run_cluster() -> str | None:
     return None
 
 
-@pytest.mark.slurm
-def test_smoke_workflow_through_slurm(tmp_path):
+def run_through_slurm(tmp_path, *targets: str) -> tuple[Path, str]:
+    """Start a cluster, run the CI smoke profile through the slurm profile, stop the cluster."""
     reason = _can_run_cluster()
     if reason:
         pytest.skip(reason)
@@ -78,16 +78,36 @@ def test_smoke_workflow_through_slurm(tmp_path):
             directory, "--profile", "workflow/profiles/slurm", "--configfile", "configs/ci.yaml",
             "--jobs", "2", "--default-resources", "slurm_partition=debug",
             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-            timeout=2400,
+            *targets, timeout=3600,
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-4000:]
-        submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
-        assert len(submitted) > 50, output[-2000:]
-        metrics = pd.read_parquet(directory / "results/metrics.parquet")
-        assert metrics["experiment_id"].nunique() == 20
-        assert (directory / "results/tables/table3.csv").is_file()
     finally:
         stopped = subprocess.run(["bash", str(CLUSTER), "stop", str(state)], capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
     assert not Path("/etc/slurm/slurm.conf").exists()
+    return directory, output
+
+
+@pytest.mark.slurm
+def test_aligned_evaluation_through_slurm(tmp_path):
+    directory, output = run_through_slurm(tmp_path, "results/evaluation/aligned.parquet")
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    # Both prompt sets, the base model, alignment targets, alignment, utility calibration, evaluation.
+    assert len(submitted) == 7, output[-2000:]
+    metrics = pd.read_parquet(directory / "results/evaluation/aligned.parquet")
+    assert {"asr_vanilla", "utility_accuracy"} <= set(metrics["metric"])
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(
+    os.environ.get("SLURM_SMOKE") != "1",
+    reason="the whole smoke workflow through SLURM takes about 20 minutes; SLURM_SMOKE=1 runs it (docs/paper-profile.md)",
+)
+def test_smoke_workflow_through_slurm(tmp_path):
+    directory, output = run_through_slurm(tmp_path)
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", output)
+    assert len(submitted) == 66, output[-2000:]   # every job but the local rule `all`
+    metrics = pd.read_parquet(directory / "results/metrics.parquet")
+    assert metrics["experiment_id"].nunique() == 20
+    assert (directory / "results/tables/table3.csv").is_file()

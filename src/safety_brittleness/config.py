@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,11 @@ def check_sources(config: dict[str, Any]) -> None:
     filter_file = config["data"]["benign"].get("filter_phrases")
     if filter_file and not Path(filter_file).is_file():
         messages.append(f"data.benign.filter_phrases = {filter_file!r} not found; give a YAML file with a 'phrases' list")
+    if config.get("runtime", {}).get("generation_backend") == "vllm" and importlib.util.find_spec("vllm") is None:
+        messages.append(
+            "runtime.generation_backend = 'vllm', but vllm is not installed; install it on a CUDA machine "
+            "(pip install vllm) or use transformers"
+        )
     evaluation = config.get("evaluation", {})
     suffix_file = evaluation.get("adv_suffix", {}).get("file")
     if suffix_file and not Path(suffix_file).is_file():

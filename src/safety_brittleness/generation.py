@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -87,6 +90,9 @@ def generate_with_status(
     """
     if not prompts:
         return [], []
+    if isinstance(model, VLLMGenerator):
+        # vLLM generates every response to full length; keyword verdicts are the same as with early stopping.
+        return model.generate_with_status(prompts, max_new_tokens, do_sample, temperature, seed, description)
     tokenizer.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     responses: list[str] = [""] * len(prompts)
@@ -114,6 +120,67 @@ def generate_with_status(
             responses[index] = text.strip()
             finished[index] = bool(done)
     return responses, finished
+
+
+BACKENDS = ("transformers", "vllm")
+
+
+class VLLMGenerator:
+    """Generation through vLLM for a model held in memory, behind the interface of `generate`.
+
+    vLLM loads models from disk, so the (possibly edited) model is written to a temporary folder
+    first. Pass the generator in place of the model to `generate` or `generate_with_status`.
+    """
+
+    def __init__(self, model, tokenizer, dtype: str = "auto", gpu_memory_utilization: float = 0.5):
+        try:
+            import vllm
+        except ImportError as error:
+            raise RuntimeError(
+                "runtime.generation_backend is 'vllm', but vllm is not installed; install it on a CUDA machine "
+                "(pip install vllm) or set runtime.generation_backend: transformers"
+            ) from error
+        self._vllm = vllm
+        self.tokenizer = tokenizer
+        self.directory = Path(tempfile.mkdtemp(prefix="vllm-model-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.directory, True)
+        model.save_pretrained(self.directory, safe_serialization=True)
+        tokenizer.save_pretrained(self.directory)
+        self.llm = vllm.LLM(
+            model=str(self.directory), dtype=dtype, trust_remote_code=False, gpu_memory_utilization=gpu_memory_utilization,
+        )
+
+    def generate_with_status(
+        self, prompts: list[str], max_new_tokens: int, do_sample: bool, temperature: float, seed: int, description: str,
+    ) -> tuple[list[str], list[bool]]:
+        """Generate one response per formatted prompt, and report whether each ended with end of sequence."""
+        requests = [{"prompt_token_ids": self.tokenizer(prompt, add_special_tokens=False)["input_ids"]} for prompt in prompts]
+        # Greedy decoding is temperature 0 in vLLM. Each sampled prompt gets its own seed.
+        parameters = [
+            self._vllm.SamplingParams(
+                max_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0,
+                seed=seed * 1_000_003 + index if do_sample else None, skip_special_tokens=True,
+            )
+            for index in range(len(prompts))
+        ]
+        log.info("%s: %d prompts through vLLM", description, len(prompts))
+        outputs = self.llm.generate(requests, parameters, use_tqdm=True)
+        texts = [output.outputs[0].text.strip() for output in outputs]
+        ended = [output.outputs[0].finish_reason == "stop" for output in outputs]
+        return texts, ended
+
+    def close(self) -> None:
+        """Remove the temporary model folder."""
+        self._cleanup()
+
+
+def generator_for(model, tokenizer, backend: str):
+    """Return what `generate` takes as its model: the model itself, or a VLLMGenerator for it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend '{backend}'; allowed: {', '.join(BACKENDS)}")
+    if backend == "vllm":
+        return VLLMGenerator(model, tokenizer)
+    return model
 
 
 def respond_to_frame(

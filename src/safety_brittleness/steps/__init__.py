@@ -43,6 +43,12 @@ class StepContext:
         runtime = self.params["runtime"]
         return models.select_device(runtime["device"]), models.select_dtype(runtime["dtype"])
 
+    def generator(self, model, tokenizer):
+        """Return what generation takes as the model: the model, or its vLLM generator (runtime.generation_backend)."""
+        from safety_brittleness.generation import generator_for
+
+        return generator_for(model, tokenizer, self.params["runtime"].get("generation_backend", "transformers"))
+
     @property
     def seed(self) -> int:
         return int(self.params["runtime"]["seed"])

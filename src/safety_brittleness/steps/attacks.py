@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
+import torch
 from safetensors.torch import load_file
 
 from safety_brittleness import attacks, models, regions
@@ -49,7 +50,7 @@ def generate_attack_data(context: StepContext) -> None:
     device, dtype = context.runtime()
     model, tokenizer = models.load_model(context.input["model"], device, dtype)
     frame = respond_to_frame(
-        model, tokenizer, prompts, None, settings["answer_max_new_tokens"], settings["generation_batch_size"],
+        context.generator(model, tokenizer), tokenizer, prompts, None, settings["answer_max_new_tokens"], settings["generation_batch_size"],
         "base model answers",
     )
     empty = int((frame["response"].str.strip() == "").sum())
@@ -79,9 +80,13 @@ def evaluate_attack(context: StepContext) -> None:
             name: regions.top_fraction_mask(value, spec["protected_fraction"], spec["selection"])
             for name, value in sorted(scores.items())
         }
+    if training.get("float32_weights", True) and dtype != torch.float32:
+        # Updates of about lr = 5e-5 are below bfloat16's resolution for most weights: train a float32 copy.
+        model.float()
     losses = attacks.attack(
         model, tokenizer, examples, masks, spec["protection"], training, context.seed,
         description=f"attack on {count} {spec['attack_data']} examples",
     )
+    model.to(dtype)
     extra_rows = [{"metric": "attack_final_loss", "value": losses[-1], "n": len(losses)}]
     evaluate_and_write(context, model, tokenizer, extra_rows, benign_and_perplexity=context.params["benign_and_perplexity"])

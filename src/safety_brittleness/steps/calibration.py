@@ -23,8 +23,10 @@ def shorten_response(response: str, sentences: int) -> str:
 
 
 def _load_aligned(context: StepContext):
+    """Load the aligned model for generation: the model, or its vLLM generator, and the tokenizer."""
     device, dtype = context.runtime()
-    return models.load_model(context.input["model"], device, dtype)
+    model, tokenizer = models.load_model(context.input["model"], device, dtype)
+    return context.generator(model, tokenizer), tokenizer
 
 
 def _respond(context: StepContext, model, tokenizer, frame: pd.DataFrame, description: str) -> pd.DataFrame:

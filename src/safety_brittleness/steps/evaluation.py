@@ -53,15 +53,16 @@ def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[
     harmful = pd.read_parquet(context.input["harmful"])
     evaluation_prompts = harmful[harmful["split"] == "evaluation"].head(settings["prompts"]).reset_index(drop=True)
     attack = evaluation.attack_settings(settings, system_prompt, context.seed)
+    generator = context.generator(model, tokenizer)
     generations, rows = evaluation.evaluate_attacks(
-        model, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
+        generator, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
     )
     benign_generations, benign_rows = pd.DataFrame(), []
     if benign_and_perplexity:
         benign = pd.read_parquet(context.input["benign"])
         heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
         benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
-            model, tokenizer, heldout, system_prompt, judge,
+            generator, tokenizer, heldout, system_prompt, judge,
             settings["benign_max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
         )
     utility = settings["utility"]

@@ -32,7 +32,7 @@ def generate_alignment_targets(context: StepContext) -> None:
     benign = pd.read_parquet(context.input["benign"])
     benign = benign[benign["split"] == "alignment"].reset_index(drop=True)
     benign = respond_to_frame(
-        model, tokenizer, benign, None, settings["target_max_new_tokens"], settings["generation_batch_size"],
+        context.generator(model, tokenizer), tokenizer, benign, None, settings["target_max_new_tokens"], settings["generation_batch_size"],
         description="base model responses",
     )
     write_parquet(benign, context.output["targets"], context.provenance(seed=context.seed))

@@ -170,6 +170,17 @@ def test_smoke_workflow_end_to_end(tmp_path):
         assert f"{name}.png" in html
     assert "Fig 3a of Wei et al." in html   # the caption file of Fig 3
 
+    # The lineage of a figure reaches the tokenizer file of the random model, every hash unchanged.
+    lineage = subprocess.run(
+        [sys.executable, "-m", "safety_brittleness", "lineage", "fig2_neurons"], cwd=directory, capture_output=True, text=True,
+    )
+    assert lineage.returncode == 0, lineage.stderr
+    assert "results/figures/fig2_neurons.png [plot_fig2_neurons]" in lineage.stdout
+    for rule in ("collect_metrics", "evaluate_experiment", "align_model", "prepare_base_model"):
+        assert f"[{rule}]" in lineage.stdout
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in lineage.stdout
+    assert "CHANGED" not in lineage.stdout
+
     rerun = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--dry-run")
     assert rerun.returncode == 0
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

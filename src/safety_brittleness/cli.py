@@ -1,4 +1,4 @@
-"""Command-line interface: inspect the provenance of an artifact, validate a parameter file."""
+"""Command-line interface: inspect the provenance and lineage of an artifact, validate a parameter file."""
 
 from __future__ import annotations
 
@@ -54,6 +54,30 @@ def command_provenance(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_lineage(arguments: argparse.Namespace) -> int:
+    from safety_brittleness.lineage import LineageError, mismatches, render, resolve_target, trace
+
+    try:
+        path = resolve_target(arguments.target, Path(arguments.results))
+        tree = trace(path)
+    except LineageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - pyarrow and safetensors raise their own types on corrupt files
+        print(f"error: cannot read the lineage of '{arguments.target}' ({type(error).__name__}: {error}); a file in "
+              "the chain is corrupt or incomplete, so delete it and rerun the rule that writes it", file=sys.stderr)
+        return 2
+    changed = mismatches(tree)
+    if arguments.json:
+        print(json.dumps(tree, indent=2, default=str))
+    else:
+        print("\n".join(render(tree)))
+        if changed:
+            print(f"\n{len(changed)} input(s) differ from what was used: " + ", ".join(node["path"] for node in changed[:5])
+                  + ("" if len(changed) <= 5 else ", ..."), file=sys.stderr)
+    return 1 if changed else 0
+
+
 def command_validate(arguments: argparse.Namespace) -> int:
     from safety_brittleness.config import ParameterError, check_sources, load_schema, validate_params
 
@@ -106,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     provenance = commands.add_parser("provenance", help="print the provenance record stored with an artifact")
     provenance.add_argument("artifact", help="a .parquet or .safetensors file, or a model folder under results/")
     provenance.set_defaults(function=command_provenance)
+
+    lineage = commands.add_parser(
+        "lineage", help="trace a result back to its raw inputs, and check each recorded hash against the file on disk",
+    )
+    lineage.add_argument("target", help="a results file, a figure or table name (fig2_neurons, table3) or an experiment id")
+    lineage.add_argument("--json", action="store_true", help="print the lineage tree as JSON")
+    lineage.add_argument("--results", default="results", help="results folder for names and ids (default: results)")
+    lineage.set_defaults(function=command_lineage)
 
     validate = commands.add_parser("validate", help="check a parameter file against the schema and the installed inputs")
     validate.add_argument("params", nargs="?", default="params.yaml", help="parameter file (default: params.yaml)")

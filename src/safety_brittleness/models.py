@@ -146,11 +146,13 @@ def prepare_base_model(source: dict[str, Any], output_dir: str | Path, dtype_nam
         log.info("converting %s to safetensors", gguf_path)
         model, tokenizer = _load_from_gguf(gguf_path, dtype)
     elif kind == "local":
+        inputs["model"] = Path(source["path"])
         model = AutoModelForCausalLM.from_pretrained(source["path"], dtype=dtype, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(source["path"], trust_remote_code=False)
     elif kind == "hub":
         model, tokenizer = _load_from_hub(source["id"], source.get("revision"), dtype)
     else:
+        inputs["tokenizer"] = locate_package_file(source["tokenizer_package"], source["tokenizer_file"])
         model, tokenizer = _build_random(source, dtype, seed)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -166,7 +168,9 @@ def prepare_base_model(source: dict[str, Any], output_dir: str | Path, dtype_nam
     with atomic_directory(output_dir) as temporary:
         model.save_pretrained(temporary, safe_serialization=True)
         tokenizer.save_pretrained(temporary)
-        record = build_provenance(rule, {"source": source, "dtype": dtype_name}, inputs=inputs, seed=seed)
+        # The hub's commit of the downloaded files pins a hub model as a file hash pins the others.
+        extra = {"hub_commit": getattr(model.config, "_commit_hash", None)} if kind == "hub" else None
+        record = build_provenance(rule, {"source": source, "dtype": dtype_name}, inputs=inputs, seed=seed, extra=extra)
         write_json(record, temporary / PROVENANCE_FILE)
     log.info("base model written to %s (%d parameters)", output_dir, sum(p.numel() for p in model.parameters()))
 

@@ -88,7 +88,20 @@ def run_step(context: StepContext) -> None:
     torch.set_num_threads(max(1, context.threads))
     log.info("rule %s started", context.rule)
     function(context)
+    _write_sidecars(context)
     log.info("rule %s finished", context.rule)
+
+
+def _write_sidecars(context: StepContext) -> None:
+    """Give each figure and table output a provenance sidecar, since PNG, PDF, CSV and Markdown carry none."""
+    from safety_brittleness.lineage import FIGURE_SUFFIXES, sidecar_path
+    from safety_brittleness.provenance import write_json
+
+    outputs = [Path(path) for path in context.output.values() if Path(path).suffix in FIGURE_SUFFIXES]
+    if outputs:
+        record = context.provenance()
+        for path in outputs:
+            write_json(record, sidecar_path(path))
 
 
 def run_snakemake_step(snakemake: Any) -> None:

@@ -1,0 +1,76 @@
+"""Lineage: a chain of artifacts traced back to its raw input, with every hash checked again."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from safety_brittleness.cli import main
+from safety_brittleness.lineage import LineageError, mismatches, resolve_target, sidecar_path, trace
+from safety_brittleness.provenance import build_provenance, write_json, write_parquet
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """raw.txt -> results/data/prompts.parquet -> results/evaluation/exp-1.parquet -> results/figures/fig.png."""
+    results = tmp_path / "results"
+    raw = tmp_path / "raw.txt"
+    raw.write_text("a harmful prompt\n")
+    prompts = results / "data" / "prompts.parquet"
+    prompts.parent.mkdir(parents=True)
+    write_parquet(pd.DataFrame({"prompt": ["a"]}), prompts, build_provenance("prepare", {"seed": 0}, inputs={"source": raw}, seed=0))
+    metrics = results / "evaluation" / "exp-1.parquet"
+    metrics.parent.mkdir(parents=True)
+    record = build_provenance("evaluate", {}, inputs={"prompts": prompts, "again": [prompts]}, seed=0)
+    write_parquet(pd.DataFrame({"value": [0.5]}), metrics, record)
+    figure = results / "figures" / "fig.png"
+    figure.parent.mkdir(parents=True)
+    figure.write_bytes(b"\x89PNG figure")
+    write_json(build_provenance("plot", {}, inputs={"metrics": metrics}), sidecar_path(figure))
+    return {"results": results, "raw": raw, "prompts": prompts, "metrics": metrics, "figure": figure}
+
+
+def test_trace_reaches_the_raw_input(chain):
+    tree = trace(chain["figure"])
+    assert tree["rule"] == "plot"
+    (metrics,) = tree["inputs"]
+    assert (metrics["path"], metrics["rule"], metrics["matches"]) == (str(chain["metrics"]), "evaluate", True)
+    again, prompts = metrics["inputs"]   # inputs in name order: again[0], prompts
+    assert again["input"] == "again[0]"
+    assert again["rule"] == "prepare"
+    assert prompts["seen"] is True   # the same file is expanded once
+    (raw,) = again["inputs"]
+    assert (raw["path"], raw["raw_input"], raw["matches"]) == (str(chain["raw"]), True, True)
+    assert mismatches(tree) == []
+
+
+def test_changed_input_is_flagged(chain, capsys):
+    chain["raw"].write_text("an edited prompt\n")
+    changed = mismatches(trace(chain["figure"]))
+    assert [node["path"] for node in changed] == [str(chain["raw"])]
+    assert main(["lineage", str(chain["figure"])]) == 1
+    captured = capsys.readouterr()
+    assert "CHANGED (recorded" in captured.out
+    assert f"1 input(s) differ from what was used: {chain['raw']}" in captured.err
+    chain["raw"].unlink()
+    assert mismatches(trace(chain["figure"]))[0]["missing"] is True
+
+
+def test_names_and_ids_resolve(chain, capsys):
+    results = chain["results"]
+    assert resolve_target("fig", results) == chain["figure"]
+    assert resolve_target("exp-1", results) == chain["metrics"]
+    with pytest.raises(LineageError, match="'fig9' is neither a file nor a figure, table or experiment id"):
+        resolve_target("fig9", results)
+    assert main(["lineage", "exp-1", "--results", str(results), "--json"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert tree["rule"] == "evaluate"
+    assert main(["lineage", "fig9", "--results", str(results)]) == 2
+
+
+def test_corrupt_artifact_is_an_error(chain, capsys):
+    chain["metrics"].write_bytes(b"not parquet")
+    assert main(["lineage", str(chain["figure"])]) == 2
+    assert "is corrupt or incomplete" in capsys.readouterr().err

@@ -74,3 +74,28 @@ def test_corrupt_artifact_is_an_error(chain, capsys):
     chain["metrics"].write_bytes(b"not parquet")
     assert main(["lineage", str(chain["figure"])]) == 2
     assert "is corrupt or incomplete" in capsys.readouterr().err
+
+
+def test_truncated_inputs_are_named(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from safety_brittleness.provenance import CorruptArtifactError, check_readable
+
+    tensors = tmp_path / "scores.safetensors"
+    save_file({"w": torch.ones(64, 64)}, str(tensors))
+    check_readable(tensors)
+    tensors.write_bytes(tensors.read_bytes()[:-100])
+    with pytest.raises(CorruptArtifactError, match=r"input '.*scores.safetensors' is corrupt or truncated \(16356 bytes on disk, 16456 expected"):
+        check_readable(tensors)
+    table = tmp_path / "metrics.parquet"
+    pd.DataFrame({"value": range(100)}).to_parquet(table)
+    check_readable(table)
+    table.write_bytes(table.read_bytes()[:-20])
+    with pytest.raises(CorruptArtifactError, match="metrics.parquet' is corrupt or truncated"):
+        check_readable(table)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\x10")
+    with pytest.raises(CorruptArtifactError, match="shorter than a safetensors header"):
+        check_readable(folder)

@@ -184,3 +184,14 @@ def test_smoke_workflow_end_to_end(tmp_path):
     rerun = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--dry-run")
     assert rerun.returncode == 0
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    # Editing the scoring module reruns scoring and what depends on it, and nothing upstream.
+    scoring = directory / "src/safety_brittleness/scoring.py"
+    scoring.write_text(scoring.read_text() + "\n# an edit\n")
+    edited = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--dry-run", "--quiet", "rules")
+    assert edited.returncode == 0, edited.stderr[-2000:]
+    planned = {line.split()[0] for line in edited.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert {"score_snip", "score_wanda", "extract_region", "evaluate_experiment", "collect_metrics"} <= planned
+    upstream = {"prepare_harmful_prompts", "prepare_benign_prompts", "prepare_base_model", "generate_alignment_targets",
+                "align_model", "build_safety_calibration", "build_utility_calibration"}
+    assert not planned & upstream, planned & upstream

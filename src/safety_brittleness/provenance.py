@@ -147,3 +147,43 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
 def write_json(data: Any, path: str | Path) -> None:
     with atomic_path(path, suffix=".json") as temporary:
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class CorruptArtifactError(RuntimeError):
+    """An input artifact on disk is truncated or unreadable."""
+
+
+def _check_safetensors(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ValueError("shorter than a safetensors header")
+        header_length = int.from_bytes(prefix, "little")
+        if header_length > size - 8:
+            raise ValueError(f"header of {header_length} bytes does not fit in a file of {size} bytes")
+        header = json.loads(handle.read(header_length))
+    end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0)
+    if 8 + header_length + end != size:
+        raise ValueError(f"{size} bytes on disk, {8 + header_length + end} expected from its header")
+
+
+def check_readable(path: str | Path) -> None:
+    """Raise CorruptArtifactError when a Parquet or safetensors file, or a model folder, is truncated.
+
+    Parquet files are checked through their footer, safetensors files against the sizes in their
+    header; a model folder checks each of its safetensors files.
+    """
+    path = Path(path)
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    for file in files:
+        try:
+            if file.suffix == ".parquet":
+                pq.read_metadata(file)
+            elif file.suffix == ".safetensors":
+                _check_safetensors(file)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as error:
+            raise CorruptArtifactError(
+                f"input '{file}' is corrupt or truncated ({error}); delete it and rerun the workflow, "
+                "which then recomputes it"
+            ) from error

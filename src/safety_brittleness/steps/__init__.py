@@ -86,6 +86,12 @@ def run_step(context: StepContext) -> None:
     if function is None:
         raise KeyError(f"no step function for rule '{context.rule}'; known: {', '.join(sorted(STEPS))}")
     torch.set_num_threads(max(1, context.threads))
+    from safety_brittleness.provenance import check_readable
+
+    for name, value in context.input.items():
+        if not name.startswith("code"):
+            for path in value if isinstance(value, (list, tuple)) else [value]:
+                check_readable(path)
     log.info("rule %s started", context.rule)
     function(context)
     _write_sidecars(context)

@@ -141,3 +141,19 @@ def test_paper_code_path_end_to_end(tmp_path, file_server):
     assert len(table3) == 3
     provenance = read_provenance(directory / "results/data/harmful_prompts.parquet")
     assert provenance["inputs"]["download_0"]["sha256"] == sha256(served / "harmful_behaviors.csv")
+
+
+def test_local_copy_replaces_url(tmp_path):
+    directory = copy_workflow(tmp_path / "workflow")
+    write_attack_examples(directory / "data/paper/harmful_examples.jsonl", 100)
+    copy = tmp_path / "advbench-copy.csv"
+    write_advbench(copy)
+    overlay = {"data": {"downloads": {"advbench": {"url": None, "local_copy": str(copy)}}}}
+    (directory / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    result = run_snakemake(directory, "--dry-run", "--configfile", PAPER, "overlay.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/downloads/advbench/advbench-copy.csv" in result.stdout
+    (directory / "overlay.yaml").write_text(yaml.safe_dump({"data": {"downloads": {"advbench": {"url": None}}}}))
+    result = run_snakemake(directory, "--dry-run", "--configfile", PAPER, "overlay.yaml")
+    assert result.returncode != 0
+    assert "data.downloads.advbench: it has neither url nor local_copy" in result.stdout + result.stderr

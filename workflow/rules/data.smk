@@ -1,6 +1,8 @@
 def download_path(name):
+    """Where a pinned download lands: its `file` name, else the last part of its URL or local copy."""
     entry = config["data"]["downloads"][name]
-    file_name = entry.get("file") or entry["url"].rsplit("/", 1)[-1].split("?", 1)[0]
+    source = entry.get("url") or entry.get("local_copy") or name
+    file_name = entry.get("file") or source.rsplit("/", 1)[-1].split("?", 1)[0]
     return f"results/downloads/{name}/{file_name}"
 
 

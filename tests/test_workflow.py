@@ -191,7 +191,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
     edited = run_snakemake(directory, "--configfile", "configs/ci.yaml", "--dry-run", "--quiet", "rules")
     assert edited.returncode == 0, edited.stderr[-2000:]
     planned = {line.split()[0] for line in edited.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert {"score_snip", "score_wanda", "extract_region", "evaluate_experiment", "collect_metrics"} <= planned
+    assert {"score_snip", "extract_region", "compute_grams", "evaluate_experiment", "collect_metrics"} <= planned
     upstream = {"prepare_harmful_prompts", "prepare_benign_prompts", "prepare_base_model", "generate_alignment_targets",
                 "align_model", "build_safety_calibration", "build_utility_calibration"}
     assert not planned & upstream, planned & upstream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from safety_brittleness.cli import main
@@ -25,10 +26,22 @@ def test_provenance_missing_file(tmp_path, capsys):
 
 
 def test_provenance_unsupported_file(tmp_path, capsys):
-    path = tmp_path / "figure.png"
-    path.write_bytes(b"\x89PNG")
+    path = tmp_path / "notes.txt"
+    path.write_text("notes")
     assert main(["provenance", str(path)]) == 2
     assert "unsupported artifact" in capsys.readouterr().err
+
+
+def test_provenance_of_a_figure(tmp_path, capsys):
+    from safety_brittleness.lineage import sidecar_path
+
+    path = tmp_path / "figure.png"
+    path.write_bytes(b"\x89PNG")
+    assert main(["provenance", str(path)]) == 1
+    assert "carries no provenance record" in capsys.readouterr().err
+    sidecar_path(path).write_text(json.dumps({"rule": "plot_fig2_neurons", "inputs": {}}))
+    assert main(["provenance", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["rule"] == "plot_fig2_neurons"
 
 
 def test_provenance_corrupt_parquet(tmp_path, capsys):

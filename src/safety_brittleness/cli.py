@@ -10,30 +10,9 @@ from pathlib import Path
 import yaml
 
 
-class UnsupportedArtifact(ValueError):
-    """The path is not a kind of artifact that carries a provenance record."""
-
-
-def read_artifact_provenance(path: Path) -> dict | None:
-    """Return the provenance record stored with a Parquet file, a safetensors file or a model folder."""
-    from safety_brittleness.models import PROVENANCE_FILE
-    from safety_brittleness.provenance import read_provenance
-
-    if path.is_dir():
-        record_file = path / PROVENANCE_FILE
-        return json.loads(record_file.read_text()) if record_file.is_file() else None
-    if path.suffix == ".parquet":
-        return read_provenance(path)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("provenance")
-        return json.loads(raw) if raw else None
-    raise UnsupportedArtifact(f"unsupported artifact '{path}'; expected a .parquet or .safetensors file or a model folder")
-
-
 def command_provenance(arguments: argparse.Namespace) -> int:
+    from safety_brittleness.lineage import UnsupportedArtifact, read_artifact_provenance
+
     path = Path(arguments.artifact)
     if not path.exists():
         print(f"error: '{path}' not found; check the path, or run `make reproduce` to create results/", file=sys.stderr)
@@ -128,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     provenance = commands.add_parser("provenance", help="print the provenance record stored with an artifact")
-    provenance.add_argument("artifact", help="a .parquet or .safetensors file, or a model folder under results/")
+    provenance.add_argument("artifact", help="a .parquet or .safetensors file, a model folder, or a figure or table under results/")
     provenance.set_defaults(function=command_provenance)
 
     lineage = commands.add_parser(

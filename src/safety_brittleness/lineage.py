@@ -29,13 +29,36 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """Return the provenance record of any artifact kind, or None for a raw input without one."""
-    from safety_brittleness.cli import UnsupportedArtifact, read_artifact_provenance
+class UnsupportedArtifact(ValueError):
+    """The path is not a kind of artifact that carries a provenance record."""
 
-    if path.is_file() and path.suffix in FIGURE_SUFFIXES:
+
+def read_artifact_provenance(path: Path) -> dict[str, Any] | None:
+    """Return the provenance record of a Parquet or safetensors file, a model folder, or a figure or table."""
+    from safety_brittleness.models import PROVENANCE_FILE
+    from safety_brittleness.provenance import read_provenance
+
+    if path.is_dir():
+        record_file = path / PROVENANCE_FILE
+        return json.loads(record_file.read_text()) if record_file.is_file() else None
+    if path.suffix in FIGURE_SUFFIXES:
         sidecar = sidecar_path(path)
         return json.loads(sidecar.read_text()) if sidecar.is_file() else None
+    if path.suffix == ".parquet":
+        return read_provenance(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("provenance")
+        return json.loads(raw) if raw else None
+    raise UnsupportedArtifact(
+        f"unsupported artifact '{path}'; expected a .parquet or .safetensors file, a model folder, or a figure or table"
+    )
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """Return the provenance record of any artifact kind, or None for a raw input without one."""
     try:
         return read_artifact_provenance(path)
     except UnsupportedArtifact:

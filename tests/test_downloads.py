@@ -105,7 +105,7 @@ def test_server_gone_names_fix(tmp_path):
 
 
 def test_missing_page_http_error(server, tmp_path):
-    with pytest.raises(DownloadError, match="answered HTTP 404"):
+    with pytest.raises(DownloadError, match="returned HTTP 404"):
         fetch(server.url.replace("data.csv", "other.csv"), PIN, tmp_path / "other.csv", key="data.downloads.x")
 
 

@@ -70,7 +70,8 @@ def test_paper_dry_run_full_dag(tmp_path):
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     assert counts["download_data"] == 2
-    assert "align_model" in counts and "generate_alignment_targets" not in counts
+    assert "align_model" in counts
+    assert "generate_alignment_targets" not in counts
     # 3 x 6 frozen, 3 x 2 rewound and 1 benign attack; 11 + 3 + 2 set differences; 4 + 10 + 5 rank edits.
     assert counts["evaluate_attack"] == 25
     assert counts["compute_bases"] == 3
@@ -135,7 +136,8 @@ def test_paper_code_path_end_to_end(tmp_path, file_server):
 
     metrics = pd.read_parquet(directory / "results/metrics.parquet")
     experiments = set(metrics["experiment_id"])
-    assert "base" not in experiments and "aligned" in experiments
+    assert "base" not in experiments
+    assert "aligned" in experiments
     assert {"finetune_attack-harmful-n2-none-q0", "finetune_attack-harmful-n2-freeze-q0.5"} <= experiments
     table3 = pd.read_csv(directory / "results/tables/table3.csv")
     assert len(table3) == 3

@@ -79,8 +79,8 @@ def deduplicate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def assign_splits(count: int, sizes: dict[str, int], remainder: str, seed: int, order: str = "random") -> list[str]:
     """Assign each of `count` items to a split: fixed sizes first, in the order given, then `remainder`.
 
-    With `order` 'random' the items are shuffled with `seed` first; with 'file' the splits take the
-    items in their order (AdvBench: the first 100 prompts are the evaluation split).
+    With `order` 'random' the items are shuffled with `seed` first. With 'file' the splits take the
+    items in their order, so the first 100 AdvBench prompts form the evaluation split.
     """
     needed = sum(sizes.values())
     if needed > count:

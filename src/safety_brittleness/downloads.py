@@ -1,7 +1,7 @@
 """Data files fetched by URL and pinned by sha256: resumable, verified, and written atomically.
 
-A transfer writes to '<destination>.part'. When a transfer breaks off, the next call asks the
-server for the missing bytes only (an HTTP Range request) and appends them. The file gets its
+A transfer writes to '<destination>.part'. When a transfer breaks off, the next call requests
+only the missing bytes (an HTTP Range request) and appends them. The file gets its
 final name only after its sha256 matches the pin, so a file under the final name is always the
 pinned one. A local copy of the file can stand in for the URL, for machines without network.
 """
@@ -53,8 +53,8 @@ def _transfer(url: str, partial: Path, timeout: float, key: str) -> None:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
-            return   # the partial file already holds every byte; the hash check decides
-        raise DownloadError(f"{url} answered HTTP {error.code} ({error.reason}); check {key}.url") from error
+            return   # the partial file already contains every byte, so the hash check decides
+        raise DownloadError(f"{url} returned HTTP {error.code} ({error.reason}); check {key}.url") from error
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise DownloadError(

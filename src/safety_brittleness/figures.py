@@ -526,7 +526,7 @@ def write_table3(metrics: pd.DataFrame, csv_path: str | Path, markdown_path: str
 def plot_fig_finetune_attack(metrics: pd.DataFrame, png_path: str | Path, pdf_path: str | Path) -> pd.DataFrame:
     """Plot ASR_Vanilla after fine-tuning attacks against the protected fraction, one line per n and protection.
 
-    Colour tells the attack data and n apart; line type and point shape tell frozen from rewound.
+    Colour separates the attack data and n. Line type and point shape separate frozen from rewound.
     """
     table = experiment_table(metrics)
     attacks = table[(table["region"] == "finetune_attack") & (table["variant"] == "vanilla")].copy()

@@ -3,8 +3,8 @@
 Every artifact of the workflow carries a provenance record (Parquet key-value metadata, the
 safetensors header, `provenance.json` in a model folder, or a `<file>.provenance.json` sidecar
 next to a figure or table). The record names the rule, its parameters and the sha256 of each
-input at the time the rule ran. Following the inputs back gives the lineage; hashing each input
-again tells whether the file on disk is still the one that was used.
+input at the time the rule ran. Following the inputs back gives the lineage, and hashing each
+input again shows whether the file on disk is still the one that was used.
 """
 
 from __future__ import annotations

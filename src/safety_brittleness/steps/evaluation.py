@@ -39,9 +39,9 @@ def evaluate_experiment(context: StepContext) -> None:
 def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[dict], benign_and_perplexity: bool = True) -> None:
     """Evaluate an edited model and write its metric rows and generations to the job's outputs.
 
-    Attacks, utility and actual sparsity are measured, and with `benign_and_perplexity` also the
-    benign refusal rate and the reference perplexity; `extra_rows` adds metric rows that the edit
-    itself produced.
+    Attacks, utility and actual sparsity are measured. With `benign_and_perplexity`, the benign
+    refusal rate and the reference perplexity are measured too. `extra_rows` adds metric rows that
+    the edit itself produced.
     """
     settings = context.params["settings"]
     spec = context.params["experiment"]

@@ -130,6 +130,7 @@ class VLLMGenerator:
 
     vLLM loads models from disk, so the (possibly edited) model is written to a temporary folder
     first. Pass the generator in place of the model to `generate` or `generate_with_status`.
+    NOTE: tested only against a stand-in for vLLM's API, never against vLLM itself.
     """
 
     def __init__(self, model, tokenizer, dtype: str = "auto", gpu_memory_utilization: float = 0.5):

@@ -30,6 +30,26 @@ def test_default_params_are_valid():
     check_sources(PARAMS)
 
 
+def scalar_defaults(schema: dict, path: tuple = ()):
+    """Yield (key path, default) for every scalar default the schema declares."""
+    if "default" in schema and not isinstance(schema["default"], (dict, list)):
+        yield path, schema["default"]
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from scalar_defaults(sub, path + (key,))
+
+
+def test_schema_defaults_match_params_yaml():
+    """A key left out of a configuration file takes the value that params.yaml documents."""
+    differing = []
+    for path, default in scalar_defaults(SCHEMA):
+        value = PARAMS
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and value != default:
+            differing.append(f"{'.'.join(path)}: schema {default!r}, params.yaml {value!r}")
+    assert differing == []
+
+
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [

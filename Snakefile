@@ -9,11 +9,15 @@ min_version("9.0")
 configfile: "params.yaml"
 
 from safety_brittleness.codedeps import module_files
-from safety_brittleness.config import ParameterError, check_sources, load_schema, model_source, validate_params
+from safety_brittleness.config import (
+    ParameterError, check_sources, load_schema, model_source, sort_keys, validate_params,
+)
 from safety_brittleness.experiments import (
     ATTACK_DATA, OVERLAPS, PROBES, SUBSPACES, RegistryError, attack_inputs, bases_path, build_registry, calibration_path,
     evaluation_settings, grams_path, model_path, region_inputs, score_path, sequential_bases_path,
 )
+
+from safety_brittleness.restore import has_unrecorded_results
 
 SCHEMA = "workflow/schemas/params.schema.yaml"
 try:
@@ -22,6 +26,11 @@ try:
 except ParameterError as error:
     raise WorkflowError(str(error)) from None
 validate(config, SCHEMA, set_default=True)
+# Snakemake compares a rule's parameters with their key order, so reordering the keys of a parameter
+# file would rerun jobs. Sorting every mapping makes the order irrelevant.
+sorted_config = sort_keys(config)
+config.clear()
+config.update(sorted_config)
 
 try:
     EXPERIMENTS = build_registry(config)
@@ -104,3 +113,16 @@ rule all:
     input:
         "results/metrics.parquet",
         figure_targets(),
+
+
+onstart:
+    # Files from `dvc pull` carry the time of the pull and no Snakemake records: parameter changes would go
+    # unseen and jobs would rerun in a random pattern, so stop until they are checked and marked up to date.
+    if not workflow.touch and has_unrecorded_results():
+        raise WorkflowError(
+            "results/ contains files that Snakemake has no records of (.snakemake/metadata is missing or empty), as "
+            "after `dvc pull` or a deleted .snakemake folder. Run `safety-brittleness pull` to check them against "
+            "dvc.lock and mark them up to date. If they are known to match the current parameters and code, "
+            "`snakemake --profile workflow/profiles/default --touch --forceall` marks them without the check, and "
+            "deleting results/ recomputes everything."
+        )

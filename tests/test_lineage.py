@@ -99,3 +99,36 @@ def test_truncated_inputs_are_named(tmp_path):
     (folder / "model.safetensors").write_bytes(b"\x10")
     with pytest.raises(CorruptArtifactError, match="shorter than a safetensors header"):
         check_readable(folder)
+
+
+def test_stale_temporaries_are_removed(tmp_path):
+    from safety_brittleness.steps import StepContext, _remove_stale_temporaries
+
+    output = tmp_path / "evaluation/aligned.parquet"
+    output.parent.mkdir()
+    models = tmp_path / "models"
+    (models / ".aligned.k3j4h5g6").mkdir(parents=True)     # a model folder a killed job left
+    stale = [output.parent / ".aligned.parquet.ab12cd_9.parquet", output.parent / ".aligned.parquet.provenance.json.zz99yy88.json"]
+    kept = [output.parent / ".aligned-copy.parquet.ab12cd_9.parquet", output.parent / ".aligned.parquet.long-name.parquet",
+            output.parent / "aligned.parquet"]
+    for path in stale + kept:
+        path.write_text("partial")
+    context = StepContext(rule="evaluate_experiment", input={},
+                          output={"metrics": str(output), "model": str(models / "aligned")}, params={})
+    _remove_stale_temporaries(context)
+    assert [path.exists() for path in stale] == [False, False]
+    assert not (models / ".aligned.k3j4h5g6").exists()
+    assert all(path.exists() for path in kept)
+
+
+def test_safetensors_sidecar_repeats_the_header(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from safety_brittleness.steps import StepContext, _write_sidecars
+
+    scores = tmp_path / "snip.safetensors"
+    record = {"rule": "score_snip", "params": {"samples": 4}}
+    save_file({"w": torch.ones(2)}, str(scores), metadata={"provenance": json.dumps(record)})
+    _write_sidecars(StepContext(rule="score_snip", input={}, output={"scores": str(scores)}, params={}))
+    assert json.loads(sidecar_path(scores).read_text()) == record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from safety_brittleness.cli import _merge as merge_config
 from safety_brittleness.provenance import read_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +189,8 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert rerun.returncode == 0
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
+    check_dvc_round_trip(directory, tmp_path / "sharing")
+
     # Editing the scoring module reruns scoring and what depends on it, and nothing upstream.
     scoring = directory / "src/safety_brittleness/scoring.py"
     scoring.write_text(scoring.read_text() + "\n# an edit\n")
@@ -195,3 +201,92 @@ def test_smoke_workflow_end_to_end(tmp_path):
     upstream = {"prepare_harmful_prompts", "prepare_benign_prompts", "prepare_base_model", "generate_alignment_targets",
                 "align_model", "build_safety_calibration", "build_utility_calibration"}
     assert not planned & upstream, planned & upstream
+
+
+def reverse_keys(value):
+    if isinstance(value, dict):
+        return {key: reverse_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [reverse_keys(item) for item in value]
+    return value
+
+
+def file_hashes(results: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(results)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(results.rglob("*")) if path.is_file()
+    }
+
+
+def check_dvc_round_trip(directory: Path, scratch: Path) -> None:
+    """Push the smoke results to a local-folder remote, pull them into a fresh clone, and rerun nothing."""
+    scratch.mkdir()
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
+    }
+
+    def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+
+    def ok(command: list[str], cwd: Path) -> str:
+        result = run(command, cwd)
+        assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+        return result.stdout + result.stderr
+
+    dvc = [sys.executable, "-m", "dvc"]
+    tool = [sys.executable, "-m", "safety_brittleness"]
+    # The DVC stage runs Snakemake on params.yaml alone, so the CI overlay is folded into it. The keys
+    # are written in reverse order: reordering a parameter file must not rerun any job.
+    params = yaml.safe_load((directory / "params.yaml").read_text())
+    merge_config(params, yaml.safe_load((directory / "configs/ci.yaml").read_text()))
+    (directory / "params.yaml").write_text(yaml.safe_dump(reverse_keys(params), sort_keys=False))
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy2(ROOT / name, directory / name)
+    ok(["git", "init", "-q"], directory)
+    ok([*dvc, "init", "-q"], directory)
+    repro = ok([*dvc, "repro"], directory)
+    assert "Nothing to be done" in repro   # Snakemake finds the smoke results up to date
+    ok([*dvc, "remote", "add", "-d", "shared", str(scratch / "remote")], directory)
+    ok(["git", "add", "-A"], directory)
+    ok(["git", "commit", "-q", "-m", "smoke results"], directory)
+    ok([*dvc, "push"], directory)
+    original = file_hashes(directory / "results")
+
+    clone = scratch / "clone"
+    ok(["git", "clone", "-q", str(directory), str(clone)], scratch)
+    assert not (clone / "results").exists()
+
+    # Results pulled for other parameters are left unmarked, with the way out named.
+    edited = yaml.safe_load((clone / "params.yaml").read_text())
+    edited["figures"]["fig3_min_accuracy"] = 0.1
+    changed = yaml.safe_dump(edited, sort_keys=False)
+    (clone / "params.yaml").write_text(changed)
+    mismatch = run([*tool, "pull"], clone)
+    assert mismatch.returncode == 1
+    assert "do not match this checkout" in mismatch.stderr
+    assert "git stash" in mismatch.stderr
+    assert not (clone / ".snakemake/metadata").exists()
+    ok(["git", "checkout", "params.yaml"], clone)
+
+    # Snakemake stops before any job on pulled files it has no records of.
+    rejected = run([*SNAKEMAKE, "--cores", "1", "--forcerun", "collect_metrics"], clone)
+    assert rejected.returncode != 0
+    assert "safety-brittleness pull" in rejected.stdout + rejected.stderr
+    assert file_hashes(clone / "results") == original
+
+    pulled = ok([*tool, "pull"], clone)
+    assert "marked up to date" in pulled
+    assert file_hashes(clone / "results") == original
+    assert "didn't change, skipping" in ok([*dvc, "repro"], clone)
+    assert "Nothing to be done" in ok([*SNAKEMAKE, "--cores", "1", "--dry-run"], clone)
+
+    # A parameter change after the pull reruns only the figures that read it.
+    (clone / "params.yaml").write_text(changed)
+    plan = ok([*SNAKEMAKE, "--cores", "1", "--dry-run", "--quiet", "rules"], clone)
+    planned = {line.split()[0] for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    planned.discard("total")
+    assert "plot_fig3_neurons" in planned
+    assert planned <= {"plot_fig3_neurons", "plot_fig3_ranks", "plot_fig8_safety_data_bottom", "all"}, planned

@@ -1,8 +1,9 @@
-"""Command-line interface: inspect the provenance and lineage of an artifact, validate a parameter file."""
+"""Command-line interface: provenance and lineage of an artifact, parameter validation, run comparison, results pull."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -80,6 +81,43 @@ def command_validate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(arguments: argparse.Namespace) -> int:
+    from safety_brittleness.compare import compare_results
+
+    try:
+        differences = compare_results(arguments.first, arguments.second)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if arguments.json:
+        print(json.dumps([dataclasses.asdict(item) for item in differences], indent=2))
+    else:
+        for item in differences:
+            print(f"{item.kind:8} {item.path}: {item.detail}")
+    figures = sum(item.is_figure for item in differences)
+    values = len(differences) - figures
+    summary = f"{values} difference(s) in data files, {figures} in figure files"
+    print(summary, file=sys.stderr)
+    if values or (figures and not arguments.ignore_figures):
+        return 1
+    return 0
+
+
+def command_pull(arguments: argparse.Namespace) -> int:
+    from safety_brittleness.restore import RestoreError, pull_results
+
+    if not Path("dvc.yaml").is_file():
+        print("error: dvc.yaml not found; run `safety-brittleness pull` from the repository root", file=sys.stderr)
+        return 2
+    try:
+        count = pull_results(arguments.remote, arguments.jobs)
+    except RestoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"pulled and marked up to date: {count} files under results/")
+    return 0
+
+
 def _read_yaml(path: str) -> dict:
     file = Path(path)
     if not file.is_file():
@@ -123,6 +161,23 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--configfile", action="append", default=[], help="override file merged on top, as in Snakemake")
     validate.add_argument("--schema", default="workflow/schemas/params.schema.yaml", help="JSON schema of the parameters")
     validate.set_defaults(function=command_validate)
+
+    compare = commands.add_parser(
+        "compare", help="compare the results folders of two runs: Parquet and safetensors values bitwise, other files by bytes",
+    )
+    compare.add_argument("first", help="results folder of the first run")
+    compare.add_argument("second", help="results folder of the second run")
+    compare.add_argument("--json", action="store_true", help="print the differences as JSON")
+    compare.add_argument("--ignore-figures", action="store_true",
+                         help="exit with 0 when only PNG or PDF files differ (their renderers may embed dates)")
+    compare.set_defaults(function=command_compare)
+
+    pull = commands.add_parser(
+        "pull", help="fetch results/ from the DVC remote and mark it up to date for Snakemake (use instead of `dvc pull`)",
+    )
+    pull.add_argument("--remote", "-r", help="DVC remote to pull from (default: the default remote)")
+    pull.add_argument("--jobs", "-j", type=int, help="parallel downloads, passed to `dvc pull`")
+    pull.set_defaults(function=command_pull)
 
     arguments = parser.parse_args(argv)
     try:

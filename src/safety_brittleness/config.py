@@ -87,6 +87,15 @@ def load_schema(path: str | Path) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 
+def sort_keys(value: Any) -> Any:
+    """Return `value` with the keys of every mapping in it sorted, lists kept in their order."""
+    if isinstance(value, dict):
+        return {key: sort_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sort_keys(item) for item in value]
+    return value
+
+
 def validate_params(config: dict[str, Any], schema: dict[str, Any]) -> None:
     """Raise ParameterError listing every schema violation in `config`."""
     validator = jsonschema.Draft202012Validator(schema)

@@ -2,7 +2,7 @@
 
 Every artifact of the workflow carries a provenance record (Parquet key-value metadata, the
 safetensors header, `provenance.json` in a model folder, or a `<file>.provenance.json` sidecar
-next to a figure or table). The record names the rule, its parameters and the sha256 of each
+next to a figure or table; safetensors files get the sidecar too, repeating their header). The record names the rule, its parameters and the sha256 of each
 input at the time the rule ran. Following the inputs back gives the lineage, and hashing each
 input again shows whether the file on disk is still the one that was used.
 """
@@ -24,7 +24,7 @@ class LineageError(ValueError):
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """Return the provenance sidecar of a figure or table file."""
+    """Return the provenance sidecar of a figure, table or safetensors file."""
     path = Path(path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
 

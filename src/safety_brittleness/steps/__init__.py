@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,22 +94,55 @@ def run_step(context: StepContext) -> None:
         if not name.startswith("code"):
             for path in value if isinstance(value, (list, tuple)) else [value]:
                 check_readable(path)
+    _remove_stale_temporaries(context)
     log.info("rule %s started", context.rule)
     function(context)
     _write_sidecars(context)
     log.info("rule %s finished", context.rule)
 
 
+def _remove_stale_temporaries(context: StepContext) -> None:
+    """Delete the temporaries that a killed run of this job left next to its outputs.
+
+    Outputs are written to `.<name>.<8 random characters>[suffix]` and renamed into place (see
+    provenance.atomic_path), so a job killed mid-write leaves only such a file or folder behind.
+    """
+    from safety_brittleness.lineage import sidecar_path
+
+    for value in context.output.values():
+        for path in (Path(value), sidecar_path(value)):
+            pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}(\.[a-z]+)?")
+            if not path.parent.is_dir():
+                continue
+            for leftover in path.parent.iterdir():
+                if pattern.fullmatch(leftover.name):
+                    log.info("removing %s, left by an interrupted run", leftover)
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover)
+                    else:
+                        leftover.unlink()
+
+
 def _write_sidecars(context: StepContext) -> None:
-    """Give each figure and table output a provenance sidecar, since PNG, PDF, CSV and Markdown carry none."""
-    from safety_brittleness.lineage import FIGURE_SUFFIXES, sidecar_path
+    """Give each figure, table and safetensors output a provenance sidecar, `<file>.provenance.json`.
+
+    PNG, PDF, CSV and Markdown carry no metadata. A safetensors file keeps its record in the header,
+    and the sidecar repeats it for readers that do not parse safetensors.
+    """
+    from safety_brittleness.lineage import FIGURE_SUFFIXES, read_artifact_provenance, sidecar_path
     from safety_brittleness.provenance import write_json
 
-    outputs = [Path(path) for path in context.output.values() if Path(path).suffix in FIGURE_SUFFIXES]
-    if outputs:
+    outputs = [Path(path) for path in context.output.values()]
+    figures = [path for path in outputs if path.suffix in FIGURE_SUFFIXES]
+    if figures:
         record = context.provenance()
-        for path in outputs:
+        for path in figures:
             write_json(record, sidecar_path(path))
+    for path in outputs:
+        if path.suffix == ".safetensors" and path.is_file():
+            record = read_artifact_provenance(path)
+            if record is not None:
+                write_json(record, sidecar_path(path))
 
 
 def run_snakemake_step(snakemake: Any) -> None:

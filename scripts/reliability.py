@@ -1,15 +1,16 @@
 """Reliability checks that take too long for the test suite: two cold runs, and kill -9 at every stage.
 
-    python scripts/reliability.py determinism [--configfile configs/ci.yaml] [--workdir DIR]
+    python scripts/reliability.py determinism [--configfile configs/ci.yaml] [--workdir DIR] [--target FILE]
     python scripts/reliability.py interrupt [--configfile configs/ci.yaml] [--workdir DIR] [--reference DIR]
 
 `determinism` clones the repository twice, runs the workflow cold in each clone one after the
 other, and compares the two results folders value by value (`safety-brittleness compare`).
 
 `interrupt` needs a finished reference run (it makes one unless --reference names a run folder of
-this script). It then runs the workflow again in a fresh clone with one job at a time. The first
-time a job of each rule starts, the whole Snakemake process group gets SIGKILL part way through
-that job (--fraction of the job's wall time in the reference run), and Snakemake is started again.
+this script, run with the same --cores). It then runs the workflow again in a fresh clone, one job
+at a time by default. The first time a job of each rule starts, the whole Snakemake process group
+gets SIGKILL part way through that job (--fraction of the job's wall time in the reference run),
+and Snakemake is started again.
 At the end it checks that Snakemake finds nothing left to do, that every Parquet and safetensors
 file reads back whole, that no temporary file is left, and that the results equal the reference.
 
@@ -53,7 +54,8 @@ def snakemake_command(arguments: argparse.Namespace, *extra: str) -> list[str]:
     command += list(extra)
     if arguments.configfile:
         command += ["--configfile", str(Path(arguments.configfile).resolve())]
-    return command
+    # Targets go last, since --configfile takes every value that follows it.
+    return command + list(arguments.target)
 
 
 class Run:
@@ -130,8 +132,8 @@ def run_to_end(arguments: argparse.Namespace, directory: Path) -> dict:
 def compare_runs(first: Path, second: Path) -> dict:
     differences = compare_results(first / "results", second / "results")
     return {
-        "data_differences": [vars(item) for item in differences if not item.is_figure],
-        "figure_differences": [vars(item) for item in differences if item.is_figure],
+        f"{category}_differences": [vars(item) for item in differences if item.category == category]
+        for category in ("data", "figure", "provenance")
     }
 
 
@@ -145,15 +147,20 @@ def determinism(arguments: argparse.Namespace) -> int:
         print(f"  {len(summary['jobs'])} jobs in {summary['seconds']} s", flush=True)
         runs.append(summary)
     comparison = compare_runs(work / "run-1", work / "run-2")
-    result = {"configfile": arguments.configfile, "runs": [{"jobs": len(r["jobs"]), "seconds": r["seconds"]} for r in runs],
-              **comparison}
+    result = {
+        "configfile": arguments.configfile,
+        "targets": arguments.target,
+        "runs": [{"jobs": len(run["jobs"]), "seconds": run["seconds"]} for run in runs],
+        **comparison,
+    }
     lines = [
-        f"# Two cold runs ({arguments.configfile or 'params.yaml'})", "",
+        f"# Two cold runs ({arguments.configfile or 'params.yaml'}; targets: {' '.join(arguments.target) or 'all'})", "",
         *(f"- run {index + 1}: {run['jobs']} jobs, {run['seconds']} s" for index, run in enumerate(result["runs"])),
         f"- data files that differ: {len(comparison['data_differences'])}",
-        f"- figure files that differ: {len(comparison['figure_differences'])}", "",
+        f"- figure files that differ: {len(comparison['figure_differences'])}",
+        f"- provenance records that differ: {len(comparison['provenance_differences'])}", "",
         *(f"- {item['kind']} {item['path']}: {item['detail']}" for item in comparison["data_differences"]
-          + comparison["figure_differences"]),
+          + comparison["figure_differences"] + comparison["provenance_differences"]),
     ]
     return finish(work, result, lines, ok=not comparison["data_differences"])
 
@@ -227,9 +234,10 @@ def interrupt(arguments: argparse.Namespace) -> int:
         f"- Snakemake afterwards: {'nothing to be done' if nothing_left else 'jobs left to run'}",
         f"- corrupt Parquet or safetensors files: {len(corrupt)}; temporary files left: {len(leftovers)}",
         f"- data files that differ from the reference: {len(comparison['data_differences'])}; "
-        f"figure files: {len(comparison['figure_differences'])}", "",
+        f"figure files: {len(comparison['figure_differences'])}; "
+        f"provenance records: {len(comparison['provenance_differences'])}", "",
         *(f"- {item['kind']} {item['path']}: {item['detail']}" for item in comparison["data_differences"]
-          + comparison["figure_differences"]),
+          + comparison["figure_differences"] + comparison["provenance_differences"]),
     ]
     ok = nothing_left and not corrupt and not leftovers and not comparison["data_differences"]
     return finish(work, result, lines, ok)
@@ -249,9 +257,12 @@ def main() -> int:
     parser.add_argument("--configfile", help="override file merged on top of params.yaml (default: none, the main job)")
     parser.add_argument("--workdir", default="reliability-runs", help="empty folder for the runs (default: reliability-runs)")
     parser.add_argument("--cores", type=int, default=None, help="cores for Snakemake (default: 1 for interrupt, 2 otherwise)")
-    parser.add_argument("--reference", help="interrupt: a finished run folder of this script to compare against")
-    parser.add_argument("--fraction", type=float, default=0.8,
-                        help="interrupt: kill this far into a job, as a fraction of its reference wall time (default 0.8)")
+    parser.add_argument("--target", action="append", default=[],
+                        help="file to build instead of every figure and table; repeat for more (default: the whole DAG)")
+    parser.add_argument("--reference", help="interrupt: a finished run folder of this script with the same --cores, "
+                                            "whose job times set the kill times")
+    parser.add_argument("--fraction", type=float, default=0.5,
+                        help="interrupt: kill this far into a job, as a fraction of its reference wall time (default 0.5)")
     arguments = parser.parse_args()
     if arguments.cores is None:
         arguments.cores = 1 if arguments.check == "interrupt" else 2

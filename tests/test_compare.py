@@ -94,10 +94,13 @@ def test_compare_command_exit_codes(tmp_path, capsys):
     (second / "figures").mkdir()
     (first / "figures/fig.pdf").write_bytes(b"%PDF created 1")
     (second / "figures/fig.pdf").write_bytes(b"%PDF created 2")
+    (first / "figures/fig.pdf.provenance.json").write_text('{"inputs": "a"}')
+    (second / "figures/fig.pdf.provenance.json").write_text('{"inputs": "b"}')
     assert main(["compare", str(first), str(second)]) == 1
-    assert main(["compare", "--ignore-figures", str(first), str(second)]) == 0
+    assert main(["compare", "--values-only", str(first), str(second)]) == 0
+    assert "0 difference(s) in data files, 1 in figures, 1 in provenance records" in capsys.readouterr().err
     shutil.rmtree(second / "scores")
-    assert main(["compare", "--ignore-figures", str(first), str(second)]) == 1
+    assert main(["compare", "--values-only", str(first), str(second)]) == 1
     assert "missing  scores/snip.safetensors" in capsys.readouterr().out
     assert main(["compare", str(first), str(tmp_path / "nowhere")]) == 2
 
@@ -110,3 +113,24 @@ def test_float_tensor_difference_reports_size(tmp_path, dtype):
     second = make_run(tmp_path / "b", scores=changed)
     (difference,) = compare_results(first, second)
     assert "largest absolute difference 0.001" in difference.detail
+
+
+def test_safetensors_bytes_repeat_across_processes(tmp_path):
+    """The safetensors library orders metadata keys at random per process; the writer sorts them."""
+    import hashlib
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from safety_brittleness.provenance import write_safetensors\n"
+        "tensors = {'w': torch.arange(6.0).reshape(2, 3), 'b': torch.ones(2, dtype=torch.bfloat16)}\n"
+        "metadata = {name: name * 3 for name in ('provenance', 'layers', 'kind', 'format', 'shapes')}\n"
+        "write_safetensors(tensors, sys.argv[1], metadata)\n"
+    )
+    digests = set()
+    for index in range(4):
+        path = tmp_path / f"{index}.safetensors"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1

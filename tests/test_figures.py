@@ -216,3 +216,13 @@ def test_finetune_figure_draws_one_curve_per_attack(tmp_path):
         ("harmful, n = 10", "rewound"): [0.5],
     }
     assert (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_pdf_bytes_repeat(tmp_path):
+    import time
+
+    plot_fig2_neurons(synthetic_metrics(), tmp_path / "a.png", tmp_path / "a.pdf")
+    time.sleep(1.1)   # a creation date, if one were written, would now differ
+    plot_fig2_neurons(synthetic_metrics(), tmp_path / "b.png", tmp_path / "b.pdf")
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

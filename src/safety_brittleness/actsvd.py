@@ -90,16 +90,13 @@ def save_grams(grams: dict[str, torch.Tensor], path, metadata: dict) -> None:
     """Store each distinct Gram matrix once (float64), with the layer-to-matrix map in the header."""
     import json
 
-    from safetensors.torch import save_file
-
-    from safety_brittleness.provenance import atomic_path
+    from safety_brittleness.provenance import write_safetensors
 
     owners: dict[int, str] = {}
     mapping = {name: owners.setdefault(id(gram), name) for name, gram in grams.items()}
     tensors = {name: grams[name].contiguous() for name in set(mapping.values())}
     header = {"layers": json.dumps(mapping), "provenance": json.dumps(metadata, default=str)}
-    with atomic_path(path, suffix=".safetensors") as temporary:
-        save_file(tensors, str(temporary), metadata=header)
+    write_safetensors(tensors, path, header)
 
 
 def load_grams(path) -> dict[str, torch.Tensor]:

@@ -94,13 +94,11 @@ def command_compare(arguments: argparse.Namespace) -> int:
     else:
         for item in differences:
             print(f"{item.kind:8} {item.path}: {item.detail}")
-    figures = sum(item.is_figure for item in differences)
-    values = len(differences) - figures
-    summary = f"{values} difference(s) in data files, {figures} in figure files"
-    print(summary, file=sys.stderr)
-    if values or (figures and not arguments.ignore_figures):
-        return 1
-    return 0
+    counts = {category: sum(item.category == category for item in differences) for category in ("data", "figure", "provenance")}
+    print(f"{counts['data']} difference(s) in data files, {counts['figure']} in figures, "
+          f"{counts['provenance']} in provenance records", file=sys.stderr)
+    counted = counts["data"] if arguments.values_only else len(differences)
+    return 1 if counted else 0
 
 
 def command_pull(arguments: argparse.Namespace) -> int:
@@ -168,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("first", help="results folder of the first run")
     compare.add_argument("second", help="results folder of the second run")
     compare.add_argument("--json", action="store_true", help="print the differences as JSON")
-    compare.add_argument("--ignore-figures", action="store_true",
-                         help="exit with 0 when only PNG or PDF files differ (their renderers may embed dates)")
+    compare.add_argument("--values-only", action="store_true",
+                         help="exit with 0 when only figures (PNG, PDF) and provenance records differ")
     compare.set_defaults(function=command_compare)
 
     pull = commands.add_parser(

@@ -2,7 +2,8 @@
 
 Parquet tables are compared column by column on the bits of their values, and safetensors files
 tensor by tensor on their bytes. The provenance stored in their metadata is left out. Every other
-file (figures, tables, JSON records, model configuration) is compared byte for byte.
+file (figures, tables, provenance records, model configuration) is compared byte for byte, and
+each difference is sorted into data, figure or provenance.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ class Difference:
     detail: str
 
     @property
-    def is_figure(self) -> bool:
-        return Path(self.path).suffix in FIGURE_SUFFIXES
+    def category(self) -> str:
+        """Return "figure" (PNG, PDF), "provenance" (provenance records) or "data" (everything else)."""
+        if self.path.endswith("provenance.json"):
+            return "provenance"
+        return "figure" if Path(self.path).suffix in FIGURE_SUFFIXES else "data"
 
 
 def _files(root: Path) -> set[str]:

@@ -79,8 +79,10 @@ METHOD_NAMES = {"snip": "SNIP", "wanda": "Wanda", "magnitude": "magnitude", "ran
 
 def _save(figure, png_path: str | Path, pdf_path: str | Path, width: float = 9, height: float = 4.5) -> None:
     for path in (png_path, pdf_path):
+        # Without a creation date, a PDF drawn twice from the same table has the same bytes.
+        metadata = {"CreationDate": None} if Path(path).suffix == ".pdf" else {}
         with atomic_path(path, suffix=Path(path).suffix) as temporary:
-            figure.save(str(temporary), width=width, height=height, dpi=150, verbose=False)
+            figure.save(str(temporary), width=width, height=height, dpi=150, verbose=False, metadata=metadata)
 
 
 def _style():

@@ -138,6 +138,28 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, provenance: dict[str, A
         pq.write_table(table, temporary)
 
 
+def write_safetensors(tensors: dict[str, Any], path: str | Path, metadata: dict[str, str]) -> None:
+    """Write `tensors` atomically to a safetensors file whose bytes depend only on its contents.
+
+    The safetensors library stores the metadata as a hash map, so its key order, and with it the
+    file's sha256, changes from one process to the next. The header is written again with the
+    metadata keys sorted, which keeps every recorded input hash stable between identical runs.
+    """
+    from safetensors.torch import save
+
+    raw = save({name: tensor.contiguous() for name, tensor in tensors.items()}, metadata=metadata)
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    encoded = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with atomic_path(path, suffix=".safetensors") as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(len(encoded).to_bytes(8, "little"))
+            handle.write(encoded)
+            handle.write(raw[8 + length:])
+
+
 def read_provenance(path: str | Path) -> dict[str, Any] | None:
     schema_metadata = pq.read_schema(path).metadata or {}
     raw = schema_metadata.get(PROVENANCE_KEY)

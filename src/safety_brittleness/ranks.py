@@ -91,17 +91,14 @@ def output_bases(model, grams: dict[str, torch.Tensor]) -> dict[str, tuple[torch
 
 def save_bases(bases: dict[str, tuple[torch.Tensor, torch.Tensor]], path, metadata: dict) -> None:
     """Store each layer's basis (float32, d_out x R) and singular values (float64)."""
-    from safetensors.torch import save_file
-
-    from safety_brittleness.provenance import atomic_path
+    from safety_brittleness.provenance import write_safetensors
 
     tensors = {}
     for name, (values, basis) in bases.items():
         tensors[f"{name}.basis"] = basis.float().contiguous()
         tensors[f"{name}.singular_values"] = values.double().contiguous()
     header = {"kind": "output_bases", "provenance": json.dumps(metadata, default=str)}
-    with atomic_path(path, suffix=".safetensors") as temporary:
-        save_file(tensors, str(temporary), metadata=header)
+    write_safetensors(tensors, path, header)
 
 
 def load_bases(path) -> dict[str, torch.Tensor]:

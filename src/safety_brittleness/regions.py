@@ -9,10 +9,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from safety_brittleness.models import block_linear_layers
-from safety_brittleness.provenance import atomic_path
+from safety_brittleness.provenance import write_safetensors
 
 SELECTIONS = ("row", "matrix")
 
@@ -89,8 +88,7 @@ def save_masks(masks: dict[str, torch.Tensor], path: str | Path, metadata: dict[
         packed[name] = torch.from_numpy(np.packbits(mask.cpu().numpy().ravel()))
         shapes[name] = list(mask.shape)
     header = {"format": "packbits", "shapes": json.dumps(shapes), "provenance": json.dumps(metadata, default=str)}
-    with atomic_path(path, suffix=".safetensors") as temporary:
-        save_file(packed, str(temporary), metadata=header)
+    write_safetensors(packed, path, header)
 
 
 def load_masks(path: str | Path) -> dict[str, torch.Tensor]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from safetensors.torch import save_file
 
 from safety_brittleness import models, scoring
 from safety_brittleness.alignment import examples_from_frame
-from safety_brittleness.provenance import atomic_path
+from safety_brittleness.provenance import write_safetensors
 from safety_brittleness.steps import StepContext, step, to_json
 
 
@@ -19,9 +18,7 @@ def _score(context: StepContext, method) -> None:
     examples = examples_from_frame(frame, tokenizer, settings["system_prompt"])
     scores = method(model, tokenizer, examples, settings["max_length"])
     record = context.provenance(seed=context.seed, samples=len(examples))
-    with atomic_path(context.output["scores"], suffix=".safetensors") as temporary:
-        save_file({name: value.contiguous() for name, value in scores.items()}, str(temporary),
-                  metadata={"provenance": to_json(record)})
+    write_safetensors(scores, context.output["scores"], {"provenance": to_json(record)})
 
 
 @step

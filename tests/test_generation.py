@@ -1,10 +1,14 @@
-"""Generation: early stopping on refusal phrases gives the same keyword verdicts as full generation."""
+"""Generation: early stopping on refusal phrases gives the same keyword verdicts as full generation,
+and dropping stopped sequences from a batch gives the texts of `model.generate`."""
 
 from __future__ import annotations
 
 import pytest
+import torch
+from transformers import StoppingCriteriaList
 
-from safety_brittleness.generation import chat_prompt, generate
+from conftest import tiny_config
+from safety_brittleness.generation import TextCondition, chat_prompt, generate, greedy_until
 from safety_brittleness.evaluation import is_degenerate
 from safety_brittleness.judges import KeywordJudge
 
@@ -45,3 +49,50 @@ def test_generation_is_order_independent(tiny_chat_model, smollm2_tokenizer):
     backward = generate(tiny_chat_model, smollm2_tokenizer, sent[::-1], max_new_tokens=8, batch_size=1)
     assert forward == backward[::-1]
 
+
+
+@pytest.fixture(scope="module")
+def varied_chat_model(smollm2_tokenizer):
+    """A tiny random Llama with larger initial weights, so that different prompts get different responses."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = smollm2_tokenizer
+    config = tiny_config(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id, initializer_range=0.2,
+    )
+    return AutoModelForCausalLM.from_config(config).float().eval()
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 24])
+def test_dropping_stopped_sequences_gives_the_texts_of_generate(varied_chat_model, smollm2_tokenizer, max_new_tokens):
+    model, tokenizer = varied_chat_model, smollm2_tokenizer
+    sent = [chat_prompt(tokenizer, text, "Be brief.") for text in PROMPTS[:12]]
+    encoded = tokenizer(sent, return_tensors="pt", padding=True, add_special_tokens=False)
+    prompt_length = encoded["input_ids"].shape[1]
+    full = tokenizer.batch_decode(
+        model.generate(**encoded, do_sample=False, max_new_tokens=24, pad_token_id=tokenizer.pad_token_id)[:, prompt_length:],
+        skip_special_tokens=True,
+    )
+    # A word from a different position of each of several responses, so sequences stop at different steps.
+    phrases = tuple(sorted({text.split()[1 + i] for i, text in enumerate(full[:6]) if len(text.split()) > 7}))
+    assert len(phrases) >= 3, "the tiny model produced too few long responses to take phrases from"
+    judge = KeywordJudge(phrases=phrases, min_words=5, version=0)
+
+    condition = StoppingCriteriaList([TextCondition(tokenizer, prompt_length, judge.is_refusal)])
+    reference = model.generate(
+        **encoded, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+        stopping_criteria=condition,
+    )[:, prompt_length:]
+    expected = tokenizer.batch_decode(reference, skip_special_tokens=True)
+    expected_ended = (reference == tokenizer.eos_token_id).any(dim=1).tolist()
+
+    texts, ended = greedy_until(model, tokenizer, encoded, max_new_tokens, judge.is_refusal)
+    assert texts == expected
+    # SmolLM2 pads with its end token, so `generate` output shows a stopped sequence as ended too.
+    for text, done, reference_done in zip(texts, ended, expected_ended):
+        assert done == (reference_done and not judge.is_refusal(text))
+    if max_new_tokens > 1:
+        lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+        assert min(lengths) < max(lengths), "every sequence stopped at the same step"

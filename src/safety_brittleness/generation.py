@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ def generate_with_status(
     With `stop_when`, a sequence also stops as soon as its text satisfies that condition. Such a
     sequence is reported as not ended, and its text is the prefix generated until then.
 
-    Prompts are batched by length to limit padding. Sampling reseeds the global generator for each
-    batch, so samples depend on `seed`, the batch size and the prompts, and not on early stopping.
+    Prompts are batched by length to limit padding. Greedy decoding with `stop_when` runs through
+    `greedy_until`, which drops stopped sequences from the batch. Sampling reseeds the global
+    generator for each batch, so samples depend on `seed`, the batch size and the prompts, and not
+    on early stopping.
     """
     if not prompts:
         return [], []
@@ -112,14 +114,76 @@ def generate_with_status(
         if stop_when is not None:
             prompt_length = encoded["input_ids"].shape[1]
             options["stopping_criteria"] = StoppingCriteriaList([TextCondition(tokenizer, prompt_length, stop_when)])
-        output = model.generate(**encoded, **options)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
+        if stop_when is not None and not do_sample:
+            texts, ended = greedy_until(model, tokenizer, encoded, max_new_tokens, stop_when)
+        else:
+            output = model.generate(**encoded, **options)
+            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
         for index, text, done in zip(batch, texts, ended):
             responses[index] = text.strip()
             finished[index] = bool(done)
     return responses, finished
+
+
+def _end_token_ids(model, tokenizer) -> set[int]:
+    """The token ids that end a sequence in `model.generate`: the generation config's, else the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    return set(configured) if isinstance(configured, (list, tuple)) else {configured}
+
+
+@torch.no_grad()
+def greedy_until(
+    model, tokenizer, encoded, max_new_tokens: int, stop_when: Callable[[str], bool]
+) -> tuple[list[str], list[bool]]:
+    """Greedy decoding of a left-padded batch that removes each sequence once it is decided.
+
+    A sequence leaves the batch when it emits an end token or when its text satisfies `stop_when`;
+    the key-value cache, attention mask and positions of the remaining sequences are cut to match.
+    `model.generate` instead keeps computing every stopped sequence until the last one stops, which
+    costs most when a few responses run to the token limit and the rest are refusals decided after
+    a few tokens. Returns the decoded texts and whether each ended with the tokenizer's end token,
+    as `generate_with_status` reports it.
+    """
+    input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
+    rows = input_ids.shape[0]
+    end_ids = _end_token_ids(model, tokenizer)
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    ended = [False] * rows
+    active = torch.arange(rows, device=input_ids.device)
+    positions = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    output = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache, use_cache=True,
+    )
+    next_positions = positions[:, -1:] + 1
+    for step in range(max_new_tokens):
+        chosen = output.logits[:, -1, :].argmax(dim=-1)
+        keep = []
+        for slot, (row, token) in enumerate(zip(active.tolist(), chosen.tolist())):
+            tokens[row].append(token)
+            if token in end_ids:
+                ended[row] = token == tokenizer.eos_token_id
+            elif not stop_when(tokenizer.decode(tokens[row], skip_special_tokens=True)):
+                keep.append(slot)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(active):
+            kept = torch.tensor(keep, device=input_ids.device)
+            active, chosen, attention_mask = active[kept], chosen[kept], attention_mask[kept]
+            next_positions = next_positions[kept]
+            cache.batch_select_indices(kept)
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
+        output = model(
+            input_ids=chosen.unsqueeze(1), attention_mask=attention_mask, position_ids=next_positions,
+            past_key_values=cache, use_cache=True,
+        )
+        next_positions = next_positions + 1
+    texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    return texts, ended
 
 
 BACKENDS = ("transformers", "vllm")

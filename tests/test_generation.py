@@ -66,7 +66,7 @@ def varied_chat_model(smollm2_tokenizer):
 
 
 @pytest.mark.parametrize("max_new_tokens", [1, 24])
-def test_dropping_stopped_sequences_gives_the_texts_of_generate(varied_chat_model, smollm2_tokenizer, max_new_tokens):
+def test_dropping_stopped_sequences_matches_generate(varied_chat_model, smollm2_tokenizer, max_new_tokens):
     model, tokenizer = varied_chat_model, smollm2_tokenizer
     sent = [chat_prompt(tokenizer, text, "Be brief.") for text in PROMPTS[:12]]
     encoded = tokenizer(sent, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -92,7 +92,10 @@ def test_dropping_stopped_sequences_gives_the_texts_of_generate(varied_chat_mode
     assert texts == expected
     # SmolLM2 pads with its end token, so `generate` output shows a stopped sequence as ended too.
     for text, done, reference_done in zip(texts, ended, expected_ended):
-        assert done == (reference_done and not judge.is_refusal(text))
+        if judge.is_refusal(text):
+            assert not done
+        else:
+            assert done == reference_done
     if max_new_tokens > 1:
         lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
         assert min(lengths) < max(lengths), "every sequence stopped at the same step"

@@ -128,7 +128,7 @@ def generate_with_status(
 
 
 def _end_token_ids(model, tokenizer) -> set[int]:
-    """The token ids that end a sequence in `model.generate`: the generation config's, else the tokenizer's."""
+    """Return the token ids that end a sequence in `model.generate`: the generation config's, else the tokenizer's."""
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if configured is None:
         configured = tokenizer.eos_token_id
@@ -141,8 +141,8 @@ def greedy_until(
 ) -> tuple[list[str], list[bool]]:
     """Greedy decoding of a left-padded batch that removes each sequence once it is decided.
 
-    A sequence leaves the batch when it emits an end token or when its text satisfies `stop_when`;
-    the key-value cache, attention mask and positions of the remaining sequences are cut to match.
+    A sequence leaves the batch when it emits an end token or when its text satisfies `stop_when`.
+    The key-value cache, attention mask and positions are then cut to the remaining sequences.
     `model.generate` instead keeps computing every stopped sequence until the last one stops, which
     costs most when a few responses run to the token limit and the rest are refusals decided after
     a few tokens. Returns the decoded texts and whether each ended with the tokenizer's end token,
@@ -172,10 +172,10 @@ def greedy_until(
         if not keep or step == max_new_tokens - 1:
             break
         if len(keep) < len(active):
-            kept = torch.tensor(keep, device=input_ids.device)
-            active, chosen, attention_mask = active[kept], chosen[kept], attention_mask[kept]
-            next_positions = next_positions[kept]
-            cache.batch_select_indices(kept)
+            remaining = torch.tensor(keep, device=input_ids.device)
+            active, chosen, attention_mask = active[remaining], chosen[remaining], attention_mask[remaining]
+            next_positions = next_positions[remaining]
+            cache.batch_select_indices(remaining)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
         output = model(
             input_ids=chosen.unsqueeze(1), attention_mask=attention_mask, position_ids=next_positions,

@@ -1,63 +1,89 @@
-"""Time the attack evaluation of one experiment with and without early stopping on refusal phrases.
+"""Time keyword-judged ASR with early-stopped generation against plain generation to the token limit.
 
-Run from the repository root after the workflow has produced the aligned model and the regions:
+Run from the repository root after the workflow has produced the aligned model:
 
-    .venv/bin/python benchmarks/evaluation_early_stop.py [--region results/regions/.../p0.3-q0.2.safetensors]
+    .venv/bin/python benchmarks/evaluation_early_stop.py [--prompts 100] [--max-new-tokens 48]
 
-Prints a Markdown table row per setting and checks that both settings give identical verdicts.
+For each attack variant, the evaluation prompts are answered twice in this process: once with
+early stopping (greedy sequences leave the batch once they end or contain a refusal phrase, and
+sampled ones stop inside `model.generate`), once with plain batched `model.generate` to the full
+token limit. Prints a Markdown table (seconds, speed-up, whether every verdict is identical) and
+writes it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
+from report import heading, load_parameters, table, write_section
 from safety_brittleness import evaluation, models, regions
 from safety_brittleness.judges import KeywordJudge
+
+COLUMNS = ["harmful", "refusal", "degenerate"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="results/models/aligned", help="model folder")
     parser.add_argument("--region", default=None, help="mask file to remove from the model")
-    parser.add_argument("--params", default="params.yaml", help="parameter file with the evaluation settings")
+    parser.add_argument("--configfile", default=None, help="parameter file merged over params.yaml, as for Snakemake")
+    parser.add_argument("--prompts-file", default="results/data/harmful_prompts.parquet", help="harmful prompt table")
     parser.add_argument("--prompts", type=int, default=None, help="use only the first N evaluation prompts (default: all)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="token limit (default: evaluation.max_new_tokens)")
+    parser.add_argument("--variants", nargs="+", default=None, help="attack variants (default: evaluation.variants)")
+    parser.add_argument("--no-write", action="store_true", help="print the table without writing docs/benchmarks.md")
     arguments = parser.parse_args()
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    config = yaml.safe_load(open(arguments.params))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    config = load_parameters(arguments.configfile)
     settings = config["evaluation"]
     model, tokenizer = models.load_model(arguments.model, torch.device("cpu"), torch.float32)
     if arguments.region:
         regions.apply_masks(model, regions.load_masks(arguments.region))
-    harmful = pd.read_parquet("results/data/harmful_prompts.parquet")
+    harmful = pd.read_parquet(arguments.prompts_file)
     prompts = harmful[harmful["split"] == "evaluation"].head(arguments.prompts).reset_index(drop=True)
     judge = KeywordJudge.from_file()
+    base = evaluation.attack_settings(settings, config["safety_system_prompt"], config["runtime"]["seed"])
+    if arguments.max_new_tokens is not None:
+        base = dataclasses.replace(base, max_new_tokens=arguments.max_new_tokens)
 
-    results = {}
-    for early_stop in (True, False):
-        attack = evaluation.attack_settings(settings, config["safety_system_prompt"], config["runtime"]["seed"], early_stop)
-        start = time.perf_counter()
-        generations, rows = evaluation.evaluate_attacks(model, tokenizer, prompts, judge, attack, ("paper",))
-        results[early_stop] = (time.perf_counter() - start, generations, rows)
+    rows = []
+    for variant in arguments.variants or settings["variants"]:
+        seconds, verdicts = {}, {}
+        for early_stop in (True, False):
+            attack = dataclasses.replace(base, variants=(variant,), early_stop=early_stop)
+            start = time.perf_counter()
+            generations, _ = evaluation.evaluate_attacks(model, tokenizer, prompts, judge, attack, ("paper",))
+            seconds[early_stop] = time.perf_counter() - start
+            verdicts[early_stop] = generations[COLUMNS].reset_index(drop=True)
+        identical = verdicts[True].equals(verdicts[False])
+        rows.append([
+            variant, len(verdicts[True]), f"{verdicts[True]['refusal'].mean():.2f}", f"{seconds[False]:.1f}",
+            f"{seconds[True]:.1f}", f"{seconds[False] / seconds[True]:.1f}x", "yes" if identical else "no",
+        ])
 
-    stopped, full = results[True][1], results[False][1]
-    columns = ["harmful", "refusal", "degenerate"]
-    identical = stopped[columns].equals(full[columns])
-    label = arguments.region or arguments.model
-    print(f"{len(prompts)} prompts, variants {', '.join(settings['variants'])}, max_new_tokens {settings['max_new_tokens']}")
-    print(f"| experiment | early stop | seconds | responses | identical verdicts |")
-    print(f"|---|---|---|---|---|")
-    for early_stop in (True, False):
-        seconds, generations, _ = results[early_stop]
-        print(f"| {label} | {'yes' if early_stop else 'no'} | {seconds:.0f} | {len(generations)} | {identical} |")
-    asr = {row["metric"]: row["value"] for row in results[True][2] if row["metric"].startswith("asr_")}
-    print("ASR (paper rule):", asr)
+    label = Path(arguments.region).name if arguments.region else arguments.model
+    text = "\n".join([
+        heading("Keyword-judged ASR: early stopping against generation to the token limit"),
+        f"Model `{label}`, {len(prompts)} evaluation prompts, max_new_tokens {base.max_new_tokens}, "
+        f"batch {base.batch_size}, keyword judge.",
+        "",
+        table(
+            ["variant", "responses", "refusal rate", "full generation (s)", "early stop (s)", "speed-up",
+             "identical verdicts"],
+            rows,
+        ),
+    ])
+    print(text)
+    if not arguments.no_write:
+        write_section(f"early-stop-{label.replace('/', '-')}-{base.max_new_tokens}", text)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def test_layers_reading_one_input_share_a_gram(tiny_llama, character_tokenizer, 
     assert grams[prefix + "self_attn.o_proj"] is not grams[prefix + "self_attn.q_proj"]
     inputs = stacked_inputs(tiny_llama, character_tokenizer, examples, 64)
     for name, gram in grams.items():
-        torch.testing.assert_close(gram, inputs[name].T @ inputs[name], rtol=1e-9, atol=1e-9)
+        # Batched calibration passes change float32 activations by rounding only.
+        torch.testing.assert_close(gram, inputs[name].T @ inputs[name], rtol=1e-5, atol=1e-6)
 
     path = tmp_path / "grams.safetensors"
     save_grams(grams, path, {"rule": "test"})

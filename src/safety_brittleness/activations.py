@@ -8,7 +8,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from safety_brittleness.alignment import TrainingExample, tokenize_example
+from safety_brittleness.alignment import TrainingExample, collate, tokenize_example
+
+# Calibration samples per forward pass. Batching changes the scores only by float rounding.
+BATCH_SIZE = 8
 
 
 @torch.no_grad()
@@ -20,29 +23,34 @@ def for_each_response_input(
     layers: dict[str, nn.Linear],
     consume: Callable[[str, torch.Tensor], None],
     description: str,
+    batch_size: int = BATCH_SIZE,
 ) -> None:
-    """Run each example once and call consume(layer name, inputs) for every layer in `layers`.
+    """Run the examples in batches and call consume(layer name, inputs) for every layer in `layers`.
 
-    `inputs` contains the layer's input features at the response-token positions of one example
-    (positions whose label is not masked), one row per token. Examples without response tokens
-    are skipped.
+    `inputs` contains the layer's input features at the response-token positions (positions whose
+    label is not masked) of one batch, one row per token. Examples are right-padded within a batch.
+    Under the causal attention mask no real position attends to padding, and padded positions are
+    never selected. Examples without response tokens are skipped.
     """
     device = next(model.parameters()).device
+    encoded = [tokenize_example(tokenizer, example, max_length) for example in examples]
+    encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels)]
     selected: dict[str, torch.Tensor] = {}
 
     def forward_hook(name: str):
         def hook(module, inputs, output):
-            consume(name, inputs[0][0][selected["positions"]])
+            consume(name, inputs[0][selected["positions"]])
         return hook
 
     handles = [layer.register_forward_hook(forward_hook(name)) for name, layer in layers.items()]
+    batches = [encoded[start:start + batch_size] for start in range(0, len(encoded), batch_size)]
     try:
-        for example in tqdm(examples, desc=description, unit="sample", mininterval=2.0):
-            input_ids, labels = tokenize_example(tokenizer, example, max_length)
-            selected["positions"] = torch.tensor([label != -100 for label in labels], device=device)
-            if not bool(selected["positions"].any()):
-                continue
-            model(input_ids=torch.tensor([input_ids], device=device))
+        with tqdm(total=len(encoded), desc=description, unit="sample", mininterval=2.0) as progress:
+            for batch in batches:
+                tensors = collate(batch, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+                selected["positions"] = (tensors["labels"] != -100).to(device)
+                model(input_ids=tensors["input_ids"].to(device), attention_mask=tensors["attention_mask"].to(device))
+                progress.update(len(batch))
     finally:
         for handle in handles:
             handle.remove()

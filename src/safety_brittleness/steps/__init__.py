@@ -11,8 +11,10 @@ import importlib
 import json
 import logging
 import re
+import resource
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -96,9 +98,12 @@ def run_step(context: StepContext) -> None:
                 check_readable(path)
     _remove_stale_temporaries(context)
     log.info("rule %s started", context.rule)
+    start = time.perf_counter()
     function(context)
     _write_sidecars(context)
-    log.info("rule %s finished", context.rule)
+    # ru_maxrss is in bytes on macOS and in KiB elsewhere. benchmarks/stage_resources.py reads this line.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    log.info("rule %s finished in %.1f s, peak RSS %.0f MiB", context.rule, time.perf_counter() - start, peak)
 
 
 def _remove_stale_temporaries(context: StepContext) -> None:

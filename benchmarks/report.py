@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+# New sections go before this heading, so the hand-measured history stays at the end.
+EARLIER = "## Earlier measurements"
 
 
 def machine() -> str:
@@ -51,13 +53,15 @@ def heading(title: str) -> str:
 
 
 def write_section(name: str, text: str, document: Path = DOCUMENT) -> None:
-    """Replace the section `name` of `document` with `text`, or append it when the section is new."""
+    """Replace the section `name` of `document` with `text`, or add it before the earlier measurements."""
     start, end = f"<!-- benchmark:{name} -->", f"<!-- /benchmark:{name} -->"
     block = f"{start}\n{text.strip()}\n{end}"
     content = document.read_text() if document.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(content):
         content = pattern.sub(lambda _: block, content)
+    elif EARLIER in content:
+        content = content.replace(EARLIER, block + "\n\n" + EARLIER, 1)
     else:
         content = content.rstrip("\n") + "\n\n" + block + "\n"
     document.write_text(content)

@@ -182,7 +182,8 @@ def render(node: dict[str, Any], prefix: str = "", last: bool = True, root: bool
         commit = (git.get("commit") or "unknown")[:10] + (" with uncommitted changes" if git.get("dirty") else "")
         lines = [" ".join(parts)]
         if node.get("rule"):
-            lines.append(f"  code: safety-brittleness {node.get('package_version')}, commit {commit}, seed {node.get('seed')}")
+            seed = "no seed" if node.get("seed") is None else f"seed {node['seed']}"
+            lines.append(f"  code: safety-brittleness {node.get('package_version')}, commit {commit}, {seed}")
         child_prefix = ""
     else:
         label = f"{node['input']}: " if node.get("input") else ""

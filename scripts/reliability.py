@@ -8,9 +8,10 @@ other, and compares the two results folders value by value (`safety-brittleness 
 
 `interrupt` needs a finished reference run (it makes one unless --reference names a run folder of
 this script, run with the same --cores). It then runs the workflow again in a fresh clone, one job
-at a time by default. The first time a job of each rule starts, the whole Snakemake process group
-gets SIGKILL part way through that job (--fraction of the job's wall time in the reference run),
-and Snakemake is started again.
+at a time by default. The first time a job of each rule starts, it gets SIGKILL part way through
+(--fraction of the job's wall time in the reference run), and Snakemake is started again. Kills
+alternate between the job's processes alone, which Snakemake reports as a failed job, and the
+whole Snakemake process group, after which `snakemake --unlock` removes the lock it left.
 At the end it checks that Snakemake finds nothing left to do, that every Parquet and safetensors
 file reads back whole, that no temporary file is left, and that the results equal the reference.
 
@@ -42,11 +43,24 @@ JOB_END = re.compile(r"Finished jobid: (\d+) \(Rule: (\w+)\)")
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[a-z]+)?$")
 
 
-def clone(destination: Path) -> None:
-    """Clone the repository's current commit into `destination` (uncommitted changes are not copied)."""
+def current_commit() -> str:
+    """Return the commit checked out in the repository, read once so that every run uses the same one."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def clone(destination: Path, commit: str) -> None:
+    """Clone the repository into `destination` at `commit` (uncommitted changes are not copied)."""
     if destination.exists():
         raise SystemExit(f"error: '{destination}' already exists; pass an empty --workdir")
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(destination)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", commit], cwd=destination, check=True)
+
+
+def checked_out(directory: Path) -> str:
+    """Return the commit checked out in a run folder."""
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def snakemake_command(arguments: argparse.Namespace, *extra: str) -> list[str]:
@@ -101,8 +115,28 @@ class Run:
                 yield ("end", match.group(2), match.group(1), moment)
 
     def kill(self) -> None:
+        """Send SIGKILL to Snakemake and every job it runs, as a power loss or `kill -9 -PGID` would."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def kill_jobs(self) -> int:
+        """Send SIGKILL to the running jobs only, leaving Snakemake to notice; return how many were killed."""
+        victims = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == self.process.pid:
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.process.pid:   # the process group id
+                victims.append(int(entry.name))
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(victims)
 
     def close(self) -> int:
         code = self.process.wait()
@@ -139,15 +173,17 @@ def compare_runs(first: Path, second: Path) -> dict:
 
 def determinism(arguments: argparse.Namespace) -> int:
     work = Path(arguments.workdir)
+    commit = current_commit()
     runs = []
     for name in ("run-1", "run-2"):
-        clone(work / name)
+        clone(work / name, commit)
         print(f"cold run in {work / name} ...", flush=True)
         summary = run_to_end(arguments, work / name)
         print(f"  {len(summary['jobs'])} jobs in {summary['seconds']} s", flush=True)
         runs.append(summary)
     comparison = compare_runs(work / "run-1", work / "run-2")
     result = {
+        "commit": commit,
         "configfile": arguments.configfile,
         "targets": arguments.target,
         "runs": [{"jobs": len(run["jobs"]), "seconds": run["seconds"]} for run in runs],
@@ -155,6 +191,7 @@ def determinism(arguments: argparse.Namespace) -> int:
     }
     lines = [
         f"# Two cold runs ({arguments.configfile or 'params.yaml'}; targets: {' '.join(arguments.target) or 'all'})", "",
+        f"- commit {commit}, {arguments.cores} cores",
         *(f"- run {index + 1}: {run['jobs']} jobs, {run['seconds']} s" for index, run in enumerate(result["runs"])),
         f"- data files that differ: {len(comparison['data_differences'])}",
         f"- figure files that differ: {len(comparison['figure_differences'])}",
@@ -168,8 +205,15 @@ def determinism(arguments: argparse.Namespace) -> int:
 def interrupt(arguments: argparse.Namespace) -> int:
     work = Path(arguments.workdir)
     reference = Path(arguments.reference) if arguments.reference else work / "reference"
-    if not arguments.reference:
-        clone(reference)
+    commit = current_commit()
+    if arguments.reference:
+        if checked_out(reference) != commit:
+            raise SystemExit(
+                f"error: the reference run in {reference} is at commit {checked_out(reference)[:10]}, not the current "
+                f"{commit[:10]}; check that commit out, or omit --reference to make a new reference run"
+            )
+    else:
+        clone(reference, commit)
         print(f"reference run in {reference} ...", flush=True)
         run_to_end(arguments, reference)
     durations: dict[str, float] = {}
@@ -177,7 +221,7 @@ def interrupt(arguments: argparse.Namespace) -> int:
         durations.setdefault(job["rule"], job["seconds"])
 
     directory = work / "interrupted"
-    clone(directory)
+    clone(directory, commit)
     kills = []
     killed_rules: set[str] = set()
     begin = time.monotonic()
@@ -195,19 +239,27 @@ def interrupt(arguments: argparse.Namespace) -> int:
                 elif kind == "end" and target and job == target[1]:
                     target = None   # finished before the kill time: take the next job of a new rule
             if target and time.monotonic() >= target[2] and not exited:
-                run.kill()
                 rule, job, _ = target
                 elapsed = round(time.monotonic() - run.started[job][1], 1)
-                kills.append({"rule": rule, "seconds_into_job": elapsed})
+                # Alternate between killing the job alone and killing Snakemake with it.
+                victim = "job" if len(kills) % 2 == 0 else "snakemake"
+                if victim == "job" and run.kill_jobs():
+                    run.close()
+                else:
+                    victim = "snakemake"
+                    run.kill()
+                    run.close()
+                    # A killed Snakemake leaves its lock behind: unlock, as a user would.
+                    subprocess.run(snakemake_command(arguments, "--unlock"), cwd=directory, capture_output=True, check=True)
+                kills.append({"rule": rule, "victim": victim, "seconds_into_job": elapsed})
                 killed_rules.add(rule)
-                print(f"  killed Snakemake during {rule} after {elapsed} s", flush=True)
+                print(f"  killed the {victim} during {rule} after {elapsed} s", flush=True)
                 break
         else:
             code = run.close()
             if code != 0:
                 raise SystemExit(f"error: the restarted workflow failed (exit code {code}); see {directory / 'snakemake.log'}")
             break
-        run.close()
     seconds = round(time.monotonic() - begin, 1)
 
     dry = subprocess.run(snakemake_command(arguments, "--dry-run"), cwd=directory, capture_output=True, text=True)
@@ -223,12 +275,14 @@ def interrupt(arguments: argparse.Namespace) -> int:
                 corrupt.append(str(error))
     comparison = compare_runs(reference, directory)
     never_killed = sorted(set(durations) - killed_rules)
-    result = {"configfile": arguments.configfile, "kills": kills, "seconds": seconds, "nothing_left": nothing_left,
+    result = {"commit": commit, "configfile": arguments.configfile, "kills": kills, "seconds": seconds, "nothing_left": nothing_left,
               "corrupt": corrupt, "leftovers": leftovers, "rules_not_killed": never_killed, **comparison}
     lines = [
         f"# kill -9 at each stage ({arguments.configfile or 'params.yaml'})", "",
-        "| rule | killed after (s) | reference job time (s) |", "|---|---|---|",
-        *(f"| {kill['rule']} | {kill['seconds_into_job']} | {durations.get(kill['rule'])} |" for kill in kills), "",
+        f"- commit {commit}, {arguments.cores} cores", "",
+        "| rule | killed | after (s) | reference job time (s) |", "|---|---|---|---|",
+        *(f"| {kill['rule']} | {kill['victim']} | {kill['seconds_into_job']} | {durations.get(kill['rule'])} |"
+          for kill in kills), "",
         f"- {len(kills)} kills, {seconds} s until the interrupted run finished",
         f"- rules whose jobs finished before their kill time: {', '.join(never_killed) or 'none'}",
         f"- Snakemake afterwards: {'nothing to be done' if nothing_left else 'jobs left to run'}",

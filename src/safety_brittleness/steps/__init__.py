@@ -81,15 +81,27 @@ def configure_logging(log_file: str | None) -> None:
     )
 
 
-def run_step(context: StepContext) -> None:
-    import torch
+def family_of(rule: str) -> str:
+    """Return the family module that defines the step of `rule`, found in the sources without importing them.
 
+    A job imports only its own family, so a figure job does not pay for importing torch and
+    transformers, nor a model job for plotnine.
+    """
+    definition = re.compile(rf"^@step\ndef {re.escape(rule)}\(", re.MULTILINE)
     for family in FAMILIES:
-        importlib.import_module(f"safety_brittleness.steps.{family}")
+        if definition.search(Path(__file__).with_name(f"{family}.py").read_text()):
+            return family
+    raise KeyError(f"no step function for rule '{rule}' in safety_brittleness/steps ({', '.join(FAMILIES)})")
+
+
+def run_step(context: StepContext) -> None:
+    importlib.import_module(f"safety_brittleness.steps.{family_of(context.rule)}")
     function = STEPS.get(context.rule)
     if function is None:
         raise KeyError(f"no step function for rule '{context.rule}'; known: {', '.join(sorted(STEPS))}")
-    torch.set_num_threads(max(1, context.threads))
+    if "torch" in sys.modules:
+        # Families that run a model import torch: cap its threads at the job's share of the cores.
+        sys.modules["torch"].set_num_threads(max(1, context.threads))
     from safety_brittleness.provenance import check_readable
 
     for name, value in context.input.items():

@@ -16,11 +16,14 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
+from report import heading, table, write_section
 from safety_brittleness import models
 from safety_brittleness.activations import for_each_response_input
 from safety_brittleness.alignment import examples_from_frame
@@ -39,10 +42,11 @@ def run_method(arguments) -> None:
     """Compute the top-`rank` output bases of every layer with one method; write them and the stats."""
     model, tokenizer, examples = load(arguments)
     layers = models.block_linear_layers(model)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     if arguments.method == "gram":
         grams = input_grams(model, tokenizer, examples, arguments.max_length)
-        kept_bytes = sum(gram.numel() * gram.element_size() for gram in {id(g): g for g in grams.values()}.values())
+        kept_bytes = grams.nbytes()
         bases = {name: output_basis(layer.weight.detach(), grams[name])[1][:, :arguments.rank].float()
                  for name, layer in layers.items()}
     else:
@@ -57,7 +61,10 @@ def run_method(arguments) -> None:
     seconds = time.perf_counter() - start
     torch.save(bases, arguments.output)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"method": arguments.method, "seconds": seconds, "peak_rss_mib": peak, "kept_mib": kept_bytes / 2**20}))
+    print(json.dumps({
+        "method": arguments.method, "seconds": seconds, "peak_rss_mib": peak, "added_mib": peak - loaded,
+        "kept_mib": kept_bytes / 2**20,
+    }))
 
 
 def main() -> None:
@@ -67,6 +74,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--rank", type=int, default=64, help="columns of each basis to compare")
     parser.add_argument("--max-length", dest="max_length", type=int, default=192)
+    parser.add_argument("--no-write", action="store_true", help="print the table without writing docs/benchmarks.md")
     parser.add_argument("--method", choices=["gram", "stored"], help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -76,7 +84,7 @@ def main() -> None:
 
     results = {}
     for method in ("gram", "stored"):
-        output = f"/tmp/actsvd_{method}.pt"
+        output = str(Path(tempfile.gettempdir()) / f"actsvd_{method}.pt")
         command = [sys.executable, __file__, "--method", method, "--output", output,
                    "--model", arguments.model, "--calibration", arguments.calibration,
                    "--samples", str(arguments.samples), "--rank", str(arguments.rank),
@@ -88,13 +96,31 @@ def main() -> None:
         float(torch.linalg.svdvals(results["gram"]["bases"][name].double().T @ results["stored"]["bases"][name].double()).min())
         for name in results["gram"]["bases"]
     ]
-    print("| method | seconds | peak RSS (MiB) | kept per calibration set (MiB) |")
-    print("|---|---|---|---|")
-    for method in ("gram", "stored"):
-        row = results[method]
-        print(f"| {method} | {row['seconds']:.1f} | {row['peak_rss_mib']:.0f} | {row['kept_mib']:.1f} |")
-    print(f"smallest principal-angle cosine between the top-{arguments.rank} bases over {len(cosines)} layers: {min(cosines):.6f}")
-
+    labels = {
+        "gram": "Gram matrices X^T X (float64, packed), eigenvectors of W X^T X W^T",
+        "stored": "stored activations (float32), SVD of W X^T",
+    }
+    rows = [
+        [labels[method], f"{results[method]['seconds']:.1f}", f"{results[method]['peak_rss_mib']:.0f}",
+         f"{results[method]['added_mib']:.0f}", f"{results[method]['kept_mib']:.1f}"]
+        for method in ("gram", "stored")
+    ]
+    gram, stored = results["gram"], results["stored"]
+    text = "\n".join([
+        heading("ActSVD: Gram matrices against stored activations"),
+        f"Model `{arguments.model}`, calibration set `{arguments.calibration}` ({arguments.samples} samples), "
+        f"{len(cosines)} block linear layers, top-{arguments.rank} bases. Each method runs in its own process, so "
+        "the peak of one does not hide the other. Added: peak RSS minus the peak RSS reached while loading the model.",
+        "",
+        table(["method", "seconds", "peak RSS (MiB)", "added (MiB)", "kept per calibration set (MiB)"], rows),
+        "",
+        f"Smallest principal-angle cosine between the two top-{arguments.rank} bases over all layers: "
+        f"{min(cosines):.6f}. Added memory, Gram over stored: {gram['added_mib'] / stored['added_mib']:.2f}; "
+        f"time ratio (stored / Gram): {stored['seconds'] / gram['seconds']:.1f}x.",
+    ])
+    print(text)
+    if not arguments.no_write:
+        write_section("actsvd", text)
 
 if __name__ == "__main__":
     main()

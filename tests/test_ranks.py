@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from safety_brittleness.alignment import tokenize_example
@@ -89,13 +90,14 @@ def test_layers_reading_one_input_share_a_gram(tiny_llama, character_tokenizer, 
     examples = make_examples()
     grams = input_grams(tiny_llama, character_tokenizer, examples, 64)
     prefix = "model.layers.0."
-    assert grams[prefix + "self_attn.q_proj"] is grams[prefix + "self_attn.v_proj"]
-    assert grams[prefix + "mlp.gate_proj"] is grams[prefix + "mlp.up_proj"]
-    assert grams[prefix + "self_attn.o_proj"] is not grams[prefix + "self_attn.q_proj"]
+    assert grams.owners[prefix + "self_attn.v_proj"] == prefix + "self_attn.q_proj"
+    assert grams.owners[prefix + "mlp.up_proj"] == prefix + "mlp.gate_proj"
+    assert grams.owners[prefix + "self_attn.o_proj"] == prefix + "self_attn.o_proj"
     inputs = stacked_inputs(tiny_llama, character_tokenizer, examples, 64)
     for name, gram in grams.items():
         # Batched calibration passes change float32 activations by rounding only.
         torch.testing.assert_close(gram, inputs[name].T @ inputs[name], rtol=1e-5, atol=1e-6)
+        assert torch.equal(gram, gram.T)
 
     path = tmp_path / "grams.safetensors"
     save_grams(grams, path, {"rule": "test"})
@@ -201,3 +203,12 @@ def test_sequential_bases_follow_edits(tiny_llama, character_tokenizer):
     apply_rank_edit(tiny_llama, spec, {name: basis.float() for name, (_, basis) in sequential.items()})
     for name, layer in block_linear_layers(tiny_llama).items():
         torch.testing.assert_close(layer.weight.detach(), edited[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gram_file_without_packing_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "grams.safetensors"
+    save_file({"layer": torch.eye(3, dtype=torch.float64)}, str(path), metadata={"layers": '{"layer": "layer"}'})
+    with pytest.raises(ValueError, match="rerun compute_grams"):
+        load_grams(path)

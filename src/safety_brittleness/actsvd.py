@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 
 import torch
 from tqdm.auto import tqdm
@@ -52,19 +53,59 @@ def shared_inputs(model, tokenizer, example: TrainingExample, max_length: int) -
     return groups
 
 
+def _upper_indices(size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the row and column indices of the upper triangle (diagonal included) of a size x size matrix."""
+    return tuple(torch.triu_indices(size, size, device=device))
+
+
+class Grams(Mapping):
+    """X^T X of every block linear layer, kept once per distinct input as its packed upper triangle.
+
+    A Gram matrix is symmetric, so its upper triangle (float64, row-major) contains all of it in about
+    half the memory and disk space. Indexing by layer name returns the full matrix, unpacked anew on
+    each access. `owners` maps every layer to the layer whose input it shares (see shared_inputs).
+    """
+
+    def __init__(self, packed: dict[str, torch.Tensor], sizes: dict[str, int], owners: dict[str, str]):
+        self.packed = packed
+        self.sizes = sizes
+        self.owners = owners
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        owner = self.owners[name]
+        size = self.sizes[owner]
+        values = self.packed[owner]
+        rows, columns = _upper_indices(size, values.device)
+        matrix = torch.zeros(size, size, dtype=values.dtype, device=values.device)
+        matrix[rows, columns] = values
+        matrix[columns, rows] = values
+        return matrix
+
+    def __iter__(self):
+        return iter(self.owners)
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def nbytes(self) -> int:
+        """Return the size in bytes of the packed triangles."""
+        return sum(values.numel() * values.element_size() for values in self.packed.values())
+
+
 @torch.no_grad()
-def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> dict[str, torch.Tensor]:
+def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: int) -> Grams:
     """Return X^T X (float64) of the block linear layers' inputs over the response tokens of `examples`.
 
     Positions are those whose label is not masked, as for Wanda scores. Layers that read the same
-    input share one matrix object (see shared_inputs), so it is computed and stored once.
+    input share one matrix (see shared_inputs), so it is computed and stored once, packed.
     """
     layers = block_linear_layers(model)
     groups = shared_inputs(model, tokenizer, examples[0], max_length) if examples else {name: name for name in layers}
     owners = {name: layer for name, layer in layers.items() if groups[name] == name}
-    grams = {
-        name: torch.zeros(layer.in_features, layer.in_features, dtype=torch.float64, device=layer.weight.device)
-        for name, layer in owners.items()
+    sizes = {name: layer.in_features for name, layer in owners.items()}
+    packed = {
+        name: torch.zeros(size * (size + 1) // 2, dtype=torch.float64, device=owners[name].weight.device)
+        for name, size in sizes.items()
     }
 
     tokens = {"count": 0}
@@ -74,7 +115,8 @@ def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: i
         if name == first:
             tokens["count"] += features.shape[0]
         features = features.double()
-        grams[name] += features.T @ features
+        rows, columns = _upper_indices(sizes[name], features.device)
+        packed[name] += (features.T @ features)[rows, columns]
 
     for_each_response_input(model, tokenizer, examples, max_length, owners, accumulate, "ActSVD Gram")
     if tokens["count"] == 0:
@@ -83,37 +125,37 @@ def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: i
             "so every Gram matrix would be zero; check that the calibration responses are not empty"
         )
     log.info("Gram matrices over %d response tokens of %d examples", tokens["count"], len(examples))
-    return {name: grams[groups[name]] for name in layers}
+    return Grams(packed, sizes, dict(groups))
 
 
-def save_grams(grams: dict[str, torch.Tensor], path, metadata: dict) -> None:
-    """Store each distinct Gram matrix once (float64), with the layer-to-matrix map in the header."""
-    import json
+# Stored in the header of a Gram file: how each tensor stores its matrix.
+PACKING = "upper-triangle-row-major"
 
+
+def save_grams(grams: Grams, path, metadata: dict) -> None:
+    """Store each distinct Gram matrix once as its packed upper triangle, with the layer map in the header."""
     from safety_brittleness.provenance import write_safetensors
 
-    owners: dict[int, str] = {}
-    mapping = {name: owners.setdefault(id(gram), name) for name, gram in grams.items()}
-    tensors = {name: grams[name].contiguous() for name in set(mapping.values())}
-    header = {"layers": json.dumps(mapping), "provenance": json.dumps(metadata, default=str)}
-    write_safetensors(tensors, path, header)
+    header = {
+        "layers": json.dumps(grams.owners), "sizes": json.dumps(grams.sizes), "packing": PACKING,
+        "provenance": json.dumps(metadata, default=str),
+    }
+    write_safetensors({name: values.contiguous() for name, values in grams.packed.items()}, path, header)
 
 
-def load_grams(path) -> dict[str, torch.Tensor]:
-    """Return {layer name: Gram matrix} from a file written by save_grams."""
-    import json
-
+def load_grams(path) -> Grams:
+    """Return the Grams of a file written by save_grams."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         header = handle.metadata() or {}
-        if "layers" not in header:
-            raise ValueError(f"'{path}' is not a Gram file written by save_grams; rerun its rule")
-        mapping = json.loads(header["layers"])
-        stored = {name: handle.get_tensor(name) for name in handle.keys()}
-    return {name: stored[owner] for name, owner in mapping.items()}
-
-
+        if header.get("packing") != PACKING or "layers" not in header:
+            raise ValueError(
+                f"'{path}' is not a Gram file of this version (packing {header.get('packing')!r}, expected "
+                f"{PACKING!r}); delete it and rerun compute_grams"
+            )
+        packed = {name: handle.get_tensor(name) for name in handle.keys()}
+    return Grams(packed, json.loads(header["sizes"]), json.loads(header["layers"]))
 
 
 def _block_grams(inputs: BlockInputs, block, layers: dict[str, torch.nn.Linear]) -> dict[str, torch.Tensor]:

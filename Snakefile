@@ -1,5 +1,14 @@
 # Entry point of the workflow: load and validate the parameters, then include one rule file per stage.
+import os
 import re
+import sys
+from pathlib import Path
+
+# Snakemake and every job import the package from this checkout's src/, the code that the rules
+# list as inputs and the commit that provenance records, even where the environment has another copy.
+SOURCE = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SOURCE)
+os.environ["PYTHONPATH"] = os.pathsep.join([SOURCE, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate

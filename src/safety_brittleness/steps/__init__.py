@@ -109,7 +109,7 @@ def run_step(context: StepContext) -> None:
             for path in value if isinstance(value, (list, tuple)) else [value]:
                 check_readable(path)
     _remove_stale_temporaries(context)
-    log.info("rule %s started", context.rule)
+    log.info("rule %s started, package from %s", context.rule, Path(__file__).resolve().parents[1])
     start = time.perf_counter()
     function(context)
     _write_sidecars(context)

@@ -90,7 +90,8 @@ def test_smoke_workflow_end_to_end(tmp_path):
     result = run_snakemake(directory, "--configfile", "configs/ci.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     # Jobs run the copied sources, not the environment's installed package.
-    assert f"package from {directory.resolve() / 'src' / 'safety_brittleness'}" in (directory / "logs/prepare_harmful_prompts.log").read_text()
+    package = directory.resolve() / "src" / "safety_brittleness"
+    assert f"package from {package}" in (directory / "logs/prepare_harmful_prompts.log").read_text()
 
     for name in ("safety-full", "safety-short", "utility"):
         calibration = pd.read_parquet(directory / f"results/calibration/{name}.parquet")

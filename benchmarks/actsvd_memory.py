@@ -33,6 +33,11 @@ from safety_brittleness.ranks import output_basis
 
 def load(arguments):
     model, tokenizer = models.load_model(arguments.model, torch.device("cpu"), torch.float32)
+    # Weights may be memory-mapped and read in on first use: touch them all, so that the memory
+    # measured after loading contains the whole model and "added" counts only the method's own.
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.sum()
     frame = pd.read_parquet(arguments.calibration).head(arguments.samples)
     examples = examples_from_frame(frame, tokenizer, None)
     return model, tokenizer, examples
@@ -110,7 +115,7 @@ def main() -> None:
         heading("ActSVD: Gram matrices against stored activations"),
         f"Model `{arguments.model}`, calibration set `{arguments.calibration}` ({arguments.samples} samples), "
         f"{len(cosines)} block linear layers, top-{arguments.rank} bases. Each method runs in its own process, so "
-        "the peak of one does not hide the other. Added: peak RSS minus the peak RSS reached while loading the model.",
+        "the peak of one does not hide the other. Added: peak RSS minus the RSS with the whole model read into memory.",
         "",
         table(["method", "seconds", "peak RSS (MiB)", "added (MiB)", "kept per calibration set (MiB)"], rows),
         "",

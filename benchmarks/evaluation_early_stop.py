@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--region", default=None, help="mask file to remove from the model")
     parser.add_argument("--configfile", default=None, help="parameter file merged over params.yaml, as for Snakemake")
     parser.add_argument("--prompts-file", default="results/data/harmful_prompts.parquet", help="harmful prompt table")
-    parser.add_argument("--prompts", type=int, default=None, help="use only the first N evaluation prompts (default: all)")
+    parser.add_argument("--prompts", type=int, default=None, help="use the first N evaluation prompts (default: evaluation.prompts)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="token limit (default: evaluation.max_new_tokens)")
     parser.add_argument("--variants", nargs="+", default=None, help="attack variants (default: evaluation.variants)")
     parser.add_argument("--no-write", action="store_true", help="print the table without writing docs/benchmarks.md")
@@ -48,7 +48,8 @@ def main() -> None:
     if arguments.region:
         regions.apply_masks(model, regions.load_masks(arguments.region))
     harmful = pd.read_parquet(arguments.prompts_file)
-    prompts = harmful[harmful["split"] == "evaluation"].head(arguments.prompts).reset_index(drop=True)
+    count = arguments.prompts if arguments.prompts is not None else settings["prompts"]
+    prompts = harmful[harmful["split"] == "evaluation"].head(count).reset_index(drop=True)
     judge = KeywordJudge.from_file()
     base = evaluation.attack_settings(settings, config["safety_system_prompt"], config["runtime"]["seed"])
     if arguments.max_new_tokens is not None:
@@ -69,10 +70,10 @@ def main() -> None:
             f"{seconds[True]:.1f}", f"{seconds[False] / seconds[True]:.1f}x", "yes" if identical else "no",
         ])
 
-    label = Path(arguments.region).name if arguments.region else arguments.model
+    label = Path(arguments.region or arguments.model).name
     text = "\n".join([
         heading("Keyword-judged ASR: early stopping against generation to the token limit"),
-        f"Model `{label}`, {len(prompts)} evaluation prompts, max_new_tokens {base.max_new_tokens}, "
+        f"Model `{arguments.region or arguments.model}`, {len(prompts)} evaluation prompts, max_new_tokens {base.max_new_tokens}, "
         f"batch {base.batch_size}, keyword judge.",
         "",
         table(
@@ -83,7 +84,7 @@ def main() -> None:
     ])
     print(text)
     if not arguments.no_write:
-        write_section(f"early-stop-{label.replace('/', '-')}-{base.max_new_tokens}", text)
+        write_section(f"early-stop-{label}-{base.max_new_tokens}", text)
 
 
 if __name__ == "__main__":

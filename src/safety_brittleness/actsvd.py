@@ -108,6 +108,14 @@ def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: i
         for name, size in sizes.items()
     }
 
+    # One product buffer and one packed buffer per matrix size, reused by every hook call instead of
+    # allocating d x d temporaries on each call.
+    device = next(model.parameters()).device
+    scratch = {}
+    for size in set(sizes.values()):
+        rows, columns = _upper_indices(size, device)
+        full = torch.empty(size, size, dtype=torch.float64, device=device)
+        scratch[size] = (rows * size + columns, full, torch.empty(len(rows), dtype=torch.float64, device=device))
     tokens = {"count": 0}
     first = next(iter(owners), None)
 
@@ -115,8 +123,10 @@ def input_grams(model, tokenizer, examples: list[TrainingExample], max_length: i
         if name == first:
             tokens["count"] += features.shape[0]
         features = features.double()
-        rows, columns = _upper_indices(sizes[name], features.device)
-        packed[name] += (features.T @ features)[rows, columns]
+        flat, full, upper = scratch[sizes[name]]
+        torch.mm(features.T, features, out=full)
+        torch.take(full, flat, out=upper)
+        packed[name] += upper
 
     for_each_response_input(model, tokenizer, examples, max_length, owners, accumulate, "ActSVD Gram")
     if tokens["count"] == 0:

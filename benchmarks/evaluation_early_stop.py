@@ -72,7 +72,7 @@ def main() -> None:
 
     label = Path(arguments.region or arguments.model).name
     text = "\n".join([
-        heading("Keyword-judged ASR: early stopping against generation to the token limit"),
+        heading(f"Keyword-judged ASR: early stopping against generation to {base.max_new_tokens} tokens"),
         f"Model `{arguments.region or arguments.model}`, {len(prompts)} evaluation prompts, max_new_tokens {base.max_new_tokens}, "
         f"batch {base.batch_size}, keyword judge.",
         "",

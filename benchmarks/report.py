@@ -37,7 +37,10 @@ def commit() -> str:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+        # The benchmark document itself changes as each script writes its section: it does not count.
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":!docs/benchmarks.md"], cwd=root, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty.strip() else "")

@@ -10,6 +10,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -30,28 +31,27 @@ def machine() -> str:
     )
 
 
-def commit() -> str:
-    """Return the short git commit of the checkout, with `-dirty` when it has uncommitted changes."""
-    root = DOCUMENT.parent.parent
+def commit(root: Path | None = None) -> str:
+    """Return the short git commit of `root` (default: this checkout), with `-dirty` for uncommitted changes."""
+    root = root or DOCUMENT.parent.parent
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         # The benchmark document itself changes as each script writes its section: it does not count.
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", ".", ":!docs/benchmarks.md"], cwd=root, capture_output=True, text=True
-        ).stdout
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"]
+        dirty = subprocess.run(status, cwd=root, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty.strip() else "")
 
 
-def heading(title: str) -> str:
-    """Return a section heading with the command line, the date, the commit and the machine."""
-    command = " ".join([".venv/bin/python", *sys.argv])
+def heading(title: str, root: Path | None = None) -> str:
+    """Return a section heading with the command line, the date, the commit of `root` and the machine."""
+    command = shlex.join([".venv/bin/python", *sys.argv])
     return (
         f"## {title}\n\nCommand: `{command}`. Measured {datetime.date.today().isoformat()} at commit "
-        f"`{commit()}` on {machine()}.\n"
+        f"`{commit(root)}` on {machine()}.\n"
     )
 
 

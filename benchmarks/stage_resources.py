@@ -54,7 +54,7 @@ def main() -> None:
         ])
     total = sum(seconds for measured in jobs.values() for seconds, _ in measured)
     text = "\n".join([
-        heading(f"Time and peak memory per stage: {arguments.title}"),
+        heading(f"Time and peak memory per stage: {arguments.title}", root=Path(arguments.workdir)),
         f"{sum(len(measured) for measured in jobs.values())} jobs, {total / 60:.1f} min of job time in all "
         "(the step itself, without starting Python). Peak RSS is the largest of the rule's jobs.",
         "",
@@ -64,7 +64,7 @@ def main() -> None:
         text += f"\n\n{len(missing)} job logs have no finished line, for example `{missing[0]}`."
     print(text)
     if not arguments.no_write:
-        write_section(f"stages-{arguments.title.replace(' ', '-')}", text)
+        write_section("stages-" + re.sub(r"[^a-z0-9]+", "-", arguments.title.lower()).strip("-"), text)
 
 
 if __name__ == "__main__":

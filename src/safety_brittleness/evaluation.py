@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -207,12 +208,16 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
 
     task_specs = embedded_task_configs() if tasks == "embedded" else list(tasks)
+    # The shipped tasks are complete configs: indexing lm-eval's thousands of task files (about 5 s on two cores)
+    # is needed only for tasks given by name.
+    task_manager = TaskManager(include_defaults=tasks != "embedded")
     tokenizer.padding_side = "left"
     language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     output = simple_evaluate(
-        model=language_model, tasks=task_specs, limit=limit, log_samples=False, bootstrap_iters=0,
+        model=language_model, tasks=task_specs, task_manager=task_manager, limit=limit, log_samples=False, bootstrap_iters=0,
         random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
     )
     rows = []
@@ -235,26 +240,37 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
 
 @torch.no_grad()
 def response_perplexity(
-    model, tokenizer, examples: list[TrainingExample], max_length: int, batch_size: int = 16,
+    model, tokenizer, examples: list[TrainingExample], max_length: int, batch_size: int = 8,
 ) -> dict[str, Any]:
     """Perplexity of reference responses: exp of the mean negative log-likelihood over all response tokens.
 
-    Examples are batched with right padding; padded positions carry label -100 and add nothing.
+    Examples are batched by length with right padding. Padded positions carry label -100 and add
+    nothing. Logits are computed only from the first response position of the batch on (the
+    vocabulary product over prompt positions would be discarded).
     """
     device = next(model.parameters()).device
     encoded = [tokenize_example(tokenizer, example, max_length) for example in examples]
     encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels[1:])]
+    encoded.sort(key=lambda pair: len(pair[0]))
+    trims_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     total_loss = 0.0
     total_tokens = 0
     for start in tqdm(range(0, len(encoded), batch_size), desc="perplexity", unit="batch", mininterval=2.0):
-        batch = collate(encoded[start:start + batch_size], tokenizer.pad_token_id)
-        labels = batch["labels"]
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits.float()
-        shifted = labels[:, 1:].to(device)
+        chunk = encoded[start:start + batch_size]
+        batch = collate(chunk, tokenizer.pad_token_id)
+        width = batch["input_ids"].shape[1]
+        # The logits at position t predict token t + 1, so scoring starts one before the batch's first response token.
+        first_response = min(next(index for index, label in enumerate(labels) if label != -100) for _, labels in chunk)
+        first_scored = max(first_response - 1, 0) if trims_logits else 0
+        options = {"logits_to_keep": width - first_scored} if trims_logits else {}
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device), **options
+        ).logits.float()
+        targets = batch["labels"][:, first_scored + 1:].to(device)
         losses = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), shifted.reshape(-1), ignore_index=-100, reduction="sum"
+            logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"
         )
         total_loss += float(losses)
-        total_tokens += int((shifted != -100).sum())
+        total_tokens += int((targets != -100).sum())
     value = math.exp(total_loss / total_tokens) if total_tokens else math.nan
     return {"metric": "perplexity", "value": value, "n": total_tokens, "ci_low": None, "ci_high": None}

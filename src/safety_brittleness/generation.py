@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import tempfile
@@ -156,8 +157,12 @@ def greedy_until(
     active = torch.arange(rows, device=input_ids.device)
     positions = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
+    # Only the last position's logits choose the next token: the prompt's other positions would add
+    # a rows x prompt length x vocabulary product to the prefill.
+    options = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     output = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache, use_cache=True,
+        **options,
     )
     next_positions = positions[:, -1:] + 1
     for step in range(max_new_tokens):

@@ -1,18 +1,32 @@
 """Generation: early stopping on refusal phrases gives the same keyword verdicts as full generation,
-and dropping stopped sequences from a batch gives the texts of `model.generate`."""
+dropping stopped sequences from a batch gives the texts of `model.generate`, and sampling draws
+from the softmax distribution independently of the batch."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from conftest import tiny_config
-from safety_brittleness.generation import TextCondition, chat_prompt, generate, greedy_until
+from safety_brittleness.generation import chat_prompt, decode, generate, sample_tokens
 from safety_brittleness.evaluation import is_degenerate
 from safety_brittleness.judges import KeywordJudge
 
 PROMPTS = [f"Question number {i}: describe item {i * 7} in a few words." for i in range(24)]
+
+
+class TextCondition(StoppingCriteria):
+    """Reference stopping criterion for `model.generate`: stop a sequence once its text satisfies `condition`."""
+
+    def __init__(self, tokenizer, prompt_length: int, condition):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.condition = condition
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=True)
+        return torch.tensor([self.condition(text) for text in texts], dtype=torch.bool, device=input_ids.device)
 
 
 @pytest.mark.parametrize("do_sample", [False, True])
@@ -88,7 +102,7 @@ def test_dropping_stopped_sequences_matches_generate(varied_chat_model, smollm2_
     expected = tokenizer.batch_decode(reference, skip_special_tokens=True)
     expected_ended = (reference == tokenizer.eos_token_id).any(dim=1).tolist()
 
-    texts, ended = greedy_until(model, tokenizer, encoded, max_new_tokens, judge.is_refusal)
+    texts, ended = decode(model, tokenizer, encoded, max_new_tokens, judge.is_refusal)
     assert texts == expected
     # SmolLM2 pads with its end token, so `generate` output shows a stopped sequence as ended too.
     for text, done, reference_done in zip(texts, ended, expected_ended):
@@ -99,3 +113,40 @@ def test_dropping_stopped_sequences_matches_generate(varied_chat_model, smollm2_
     if max_new_tokens > 1:
         lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
         assert min(lengths) < max(lengths), "every sequence stopped at the same step"
+
+
+def test_greedy_decode_matches_generate(varied_chat_model, smollm2_tokenizer):
+    model, tokenizer = varied_chat_model, smollm2_tokenizer
+    sent = [chat_prompt(tokenizer, text, None) for text in PROMPTS[:12]]
+    encoded = tokenizer(sent, return_tensors="pt", padding=True, add_special_tokens=False)
+    prompt_length = encoded["input_ids"].shape[1]
+    reference = model.generate(**encoded, do_sample=False, max_new_tokens=20, pad_token_id=tokenizer.pad_token_id)
+    expected = tokenizer.batch_decode(reference[:, prompt_length:], skip_special_tokens=True)
+
+    texts, _ = decode(model, tokenizer, encoded, 20)
+
+    assert texts == expected
+
+
+def test_sample_tokens_follow_softmax():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0]]).repeat(20_000, 1)
+    generators = [torch.Generator().manual_seed(index) for index in range(len(logits))]
+
+    tokens = sample_tokens(logits, 0.8, generators)
+
+    expected = torch.softmax(logits[0] / 0.8, dim=-1)
+    observed = torch.bincount(tokens, minlength=5).double() / len(tokens)
+    assert torch.allclose(observed, expected.double(), atol=0.01)
+    assert int(tokens.max()) < 5
+
+
+def test_sampling_ignores_batch_size(tiny_chat_model, smollm2_tokenizer):
+    sent = [chat_prompt(smollm2_tokenizer, text, None) for text in PROMPTS[:8]]
+    options = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.0, "seed": 3}
+
+    whole = generate(tiny_chat_model, smollm2_tokenizer, sent, batch_size=8, **options)
+    pairs = generate(tiny_chat_model, smollm2_tokenizer, sent, batch_size=2, **options)
+    other_seed = generate(tiny_chat_model, smollm2_tokenizer, sent, batch_size=8, **{**options, "seed": 4})
+
+    assert whole == pairs
+    assert whole != other_seed

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +28,6 @@ def chat_prompt(tokenizer, instruction: str, system_prompt: str | None) -> str:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": instruction})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-class TextCondition(StoppingCriteria):
-    """Stop each sequence as soon as its generated text satisfies `condition`.
-
-    Used with the keyword judge: once a response contains a refusal phrase, no later token can
-    change its verdict, so the rest of the sequence need not be generated.
-    """
-
-    def __init__(self, tokenizer, prompt_length: int, condition: Callable[[str], bool]):
-        self.tokenizer = tokenizer
-        self.prompt_length = prompt_length
-        self.condition = condition
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        new_tokens = input_ids[:, self.prompt_length:]
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return torch.tensor([self.condition(text) for text in texts], dtype=torch.bool, device=input_ids.device)
 
 
 @torch.no_grad()
@@ -86,10 +68,10 @@ def generate_with_status(
     With `stop_when`, a sequence also stops as soon as its text satisfies that condition. Such a
     sequence is reported as not ended, and its text is the prefix generated until then.
 
-    Prompts are batched by length to limit padding. Greedy decoding with `stop_when` runs through
-    `greedy_until`, which drops stopped sequences from the batch. Sampling reseeds the global
-    generator for each batch, so samples depend on `seed`, the batch size and the prompts, and not
-    on early stopping.
+    Prompts are batched by length to limit padding, and `decode` drops each sequence from its
+    batch once it has stopped. Sampling draws the tokens of each prompt from its own generator,
+    seeded with `seed` and the prompt's position in `prompts`, so samples depend on neither the
+    batch size, the order of the batches nor early stopping.
     """
     if not prompts:
         return [], []
@@ -102,26 +84,14 @@ def generate_with_status(
     finished: list[bool] = [False] * len(prompts)
     device = next(model.parameters()).device
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    for number, batch in enumerate(tqdm(batches, desc=description, unit="batch", mininterval=2.0)):
-        if do_sample:
-            # One seed per batch: a batch that stops early cannot shift the random stream of the next.
-            torch.manual_seed(seed * 1_000_003 + number)
+    for batch in tqdm(batches, desc=description, unit="batch", mininterval=2.0):
         encoded = tokenizer(
             [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(device)
-        options = {"do_sample": do_sample, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+        generators = None
         if do_sample:
-            options.update(temperature=temperature, top_k=0, top_p=1.0)
-        if stop_when is not None:
-            prompt_length = encoded["input_ids"].shape[1]
-            options["stopping_criteria"] = StoppingCriteriaList([TextCondition(tokenizer, prompt_length, stop_when)])
-        if stop_when is not None and not do_sample:
-            texts, ended = greedy_until(model, tokenizer, encoded, max_new_tokens, stop_when)
-        else:
-            output = model.generate(**encoded, **options)
-            new_tokens = output[:, encoded["input_ids"].shape[1]:]
-            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            ended = (new_tokens == tokenizer.eos_token_id).any(dim=1).tolist()
+            generators = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + i) for i in batch]
+        texts, ended = decode(model, tokenizer, encoded, max_new_tokens, stop_when, temperature, generators)
         for index, text, done in zip(batch, texts, ended):
             responses[index] = text.strip()
             finished[index] = bool(done)
@@ -136,18 +106,37 @@ def _end_token_ids(model, tokenizer) -> set[int]:
     return set(configured) if isinstance(configured, (list, tuple)) else {configured}
 
 
+def sample_tokens(logits: torch.Tensor, temperature: float, generators: list[torch.Generator]) -> torch.Tensor:
+    """Draw one token per row from softmax(logits / temperature), row i with `generators[i]`.
+
+    Inverse transform sampling: one uniform number per row, located in the row's cumulative
+    distribution. This draws from the same distribution as `torch.multinomial`, and a row's tokens
+    do not depend on the other rows of the batch.
+    """
+    probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+    cumulative = probabilities.cumsum(dim=-1)
+    uniforms = torch.stack([torch.rand((), generator=generator, device=logits.device) for generator in generators])
+    targets = (uniforms * cumulative[:, -1]).unsqueeze(1)
+    return torch.searchsorted(cumulative, targets, right=True).squeeze(1).clamp(max=logits.shape[-1] - 1)
+
+
 @torch.no_grad()
-def greedy_until(
-    model, tokenizer, encoded, max_new_tokens: int, stop_when: Callable[[str], bool]
+def decode(
+    model,
+    tokenizer,
+    encoded,
+    max_new_tokens: int,
+    stop_when: Callable[[str], bool] | None = None,
+    temperature: float = 1.0,
+    generators: list[torch.Generator] | None = None,
 ) -> tuple[list[str], list[bool]]:
-    """Greedy decoding of a left-padded batch that removes each sequence once it is decided.
+    """Decode a left-padded batch, greedy or (with one generator per row) sampled, dropping each sequence once it stops.
 
     A sequence leaves the batch when it emits an end token or when its text satisfies `stop_when`.
-    The key-value cache, attention mask and positions are then cut to the remaining sequences.
-    `model.generate` instead keeps computing every stopped sequence until the last one stops, which
-    costs most when a few responses run to the token limit and the rest are refusals decided after
-    a few tokens. Returns the decoded texts and whether each ended with the tokenizer's end token,
-    as `generate_with_status` reports it.
+    The key-value cache, attention mask and positions are then cut to the remaining sequences, so
+    a batch costs what its live sequences cost. Greedy texts equal those of `model.generate` with
+    the same stopping (which instead computes every stopped sequence until the last one stops).
+    Returns the decoded texts and whether each ended with the tokenizer's end token.
     """
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     rows = input_ids.shape[0]
@@ -166,13 +155,17 @@ def greedy_until(
     )
     next_positions = positions[:, -1:] + 1
     for step in range(max_new_tokens):
-        chosen = output.logits[:, -1, :].argmax(dim=-1)
+        logits = output.logits[:, -1, :]
+        if generators is None:
+            chosen = logits.argmax(dim=-1)
+        else:
+            chosen = sample_tokens(logits, temperature, [generators[row] for row in active.tolist()])
         keep = []
         for slot, (row, token) in enumerate(zip(active.tolist(), chosen.tolist())):
             tokens[row].append(token)
             if token in end_ids:
                 ended[row] = token == tokenizer.eos_token_id
-            elif not stop_when(tokenizer.decode(tokens[row], skip_special_tokens=True)):
+            elif stop_when is None or not stop_when(tokenizer.decode(tokens[row], skip_special_tokens=True)):
                 keep.append(slot)
         if not keep or step == max_new_tokens - 1:
             break

@@ -1,14 +1,14 @@
-"""Time keyword-judged ASR with early-stopped generation against plain generation to the token limit.
+"""Time keyword-judged ASR with early-stopped generation against plain `model.generate` to the token limit.
 
 Run from the repository root after the workflow has produced the aligned model:
 
     .venv/bin/python benchmarks/evaluation_early_stop.py [--prompts 100] [--max-new-tokens 48]
 
-For each attack variant, the evaluation prompts are answered twice in this process: once with
-early stopping (greedy sequences leave the batch once they end or contain a refusal phrase, and
-sampled ones stop inside `model.generate`), once with plain batched `model.generate` to the full
-token limit. Prints a Markdown table (seconds, speed-up, whether every verdict is identical) and
-writes it to docs/benchmarks.md.
+For each attack variant, the evaluation prompts are answered three times in this process: with
+plain batched `model.generate` to the full token limit (the reference), with the project's decoder
+to the limit, and with the project's decoder and early stopping (sequences leave the batch once they
+end or contain a refusal phrase). Prints a Markdown table (seconds, speed-up over the reference,
+whether every verdict is identical) and writes it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,19 +55,36 @@ def main() -> None:
     if arguments.max_new_tokens is not None:
         base = dataclasses.replace(base, max_new_tokens=arguments.max_new_tokens)
 
+    # One short generation through each path first, so that neither timing includes one-off set-up.
+    warm_up = evaluation.build_attack_requests(tokenizer, prompts.head(1), "vanilla", base)
+    plain_generate(model, tokenizer, warm_up, dataclasses.replace(base, max_new_tokens=2))
+    evaluation.evaluate_attacks(model, tokenizer, prompts.head(1), judge, dataclasses.replace(base, variants=("vanilla",), max_new_tokens=2), ("paper",))
+
     rows = []
     for variant in arguments.variants or settings["variants"]:
+        attack = dataclasses.replace(base, variants=(variant,))
+        requests = evaluation.build_attack_requests(tokenizer, prompts, variant, attack)
+        start = time.perf_counter()
+        reference = judged(judge, requests, plain_generate(model, tokenizer, requests, attack))
+        reference_seconds = time.perf_counter() - start
         seconds, verdicts = {}, {}
-        for early_stop in (True, False):
-            attack = dataclasses.replace(base, variants=(variant,), early_stop=early_stop)
+        for early_stop in (False, True):
             start = time.perf_counter()
-            generations, _ = evaluation.evaluate_attacks(model, tokenizer, prompts, judge, attack, ("paper",))
+            generations, _ = evaluation.evaluate_attacks(
+                model, tokenizer, prompts, judge, dataclasses.replace(attack, early_stop=early_stop), ("paper",)
+            )
             seconds[early_stop] = time.perf_counter() - start
             verdicts[early_stop] = generations[COLUMNS].reset_index(drop=True)
-        identical = verdicts[True].equals(verdicts[False])
+        # Sampled responses of `model.generate` come from another random stream, so early stopping is
+        # checked against the project's own decoder to the limit, which draws the same samples.
+        sampled = variant == "adv_decoding"
+        compared = verdicts[False] if sampled else reference
+        identical = "yes" if verdicts[True].equals(compared) else "no"
+        if sampled:
+            identical += " (against the project to the limit)"
         rows.append([
-            variant, len(verdicts[True]), f"{verdicts[True]['refusal'].mean():.2f}", f"{seconds[False]:.1f}",
-            f"{seconds[True]:.1f}", f"{seconds[False] / seconds[True]:.1f}x", "yes" if identical else "no",
+            variant, len(verdicts[True]), f"{verdicts[True]['refusal'].mean():.2f}", f"{reference_seconds:.1f}",
+            f"{seconds[False]:.1f}", f"{seconds[True]:.1f}", f"{reference_seconds / seconds[True]:.1f}x", identical,
         ])
 
     label = Path(arguments.region or arguments.model).name
@@ -77,14 +94,52 @@ def main() -> None:
         f"batch {base.batch_size}, keyword judge.",
         "",
         table(
-            ["variant", "responses", "refusal rate", "full generation (s)", "early stop (s)", "speed-up",
-             "identical verdicts"],
+            ["variant", "responses", "refusal rate", "model.generate to the limit (s)", "project to the limit (s)",
+             "project, early stop (s)", "speed-up", "identical verdicts"],
             rows,
         ),
     ])
     print(text)
     if not arguments.no_write:
         write_section(f"early-stop-{label}-{base.max_new_tokens}", text)
+
+
+def plain_generate(model, tokenizer, requests: pd.DataFrame, attack: evaluation.AttackSettings) -> list[str]:
+    """Generate a response to every request with batched `model.generate` to the token limit, the reference decoder.
+
+    Batches are formed by prompt length, as the project does. Sampling seeds PyTorch's global
+    generator once per batch.
+    """
+    sample = requests["variant"].iloc[0] == "adv_decoding"
+    prompts = requests["prompt_as_sent"].tolist()
+    order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
+    responses = [""] * len(prompts)
+    tokenizer.padding_side = "left"
+    for number, start in enumerate(range(0, len(order), attack.batch_size)):
+        batch = order[start:start + attack.batch_size]
+        encoded = tokenizer([prompts[index] for index in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        options = {"do_sample": sample, "max_new_tokens": attack.max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+        if sample:
+            torch.manual_seed(attack.seed * 1_000_003 + number)
+            options.update(temperature=attack.temperature, top_k=0, top_p=1.0)
+        with torch.no_grad():
+            output = model.generate(**encoded, **options)
+        texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+        for index, text in zip(batch, texts):
+            responses[index] = text.strip()
+    return responses
+
+
+def judged(judge, requests: pd.DataFrame, responses: list[str]) -> pd.DataFrame:
+    """Return the verdict columns of `evaluation.evaluate_attacks` for the given responses."""
+    verdicts = judge.judge_many(requests["prompt"].tolist(), responses)
+    return pd.DataFrame({
+        "harmful": [verdict.harmful for verdict in verdicts],
+        "refusal": [verdict.refusal for verdict in verdicts],
+        "degenerate": [
+            evaluation.is_degenerate(response) and not verdict.refusal for response, verdict in zip(responses, verdicts)
+        ],
+    })
 
 
 if __name__ == "__main__":

@@ -80,8 +80,11 @@ def job_resources(rule_name):
 
 
 def job_threads(rule_name):
-    """Threads of a rule that runs the model: its resources' cpus, or every core Snakemake was given."""
-    return _rule_resources(rule_name).get("cpus") or workflow.cores
+    """Threads of a rule that runs the model: its resources' cpus, half the cores ('half') or every core Snakemake was given."""
+    cpus = _rule_resources(rule_name).get("cpus")
+    if cpus == "half":
+        return max(1, workflow.cores // 2)
+    return cpus or workflow.cores
 
 
 include: "workflow/rules/data.smk"

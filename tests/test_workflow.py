@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,23 @@ def test_dry_run_default_params(tmp_path):
         assert rule in result.stdout
 
 
+def test_evaluations_get_half_the_cores(tmp_path):
+    result = subprocess.run(
+        [*SNAKEMAKE, "--cores", "4", "--dry-run", "--forceall"], cwd=copy_workflow(tmp_path),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    threads, rule = {}, None
+    for line in result.stdout.splitlines():
+        match = re.match(r"rule (\w+):", line.strip())
+        if match:
+            rule = match.group(1)
+        elif line.strip().startswith("threads:") and rule:
+            threads.setdefault(rule, int(line.split(":")[1]))
+    assert threads["evaluate_experiment"] == 2
+    assert threads["score_snip"] == 4
+
+
 BAD_PARAMETERS = [
     ("regions:\n  set_difference:\n    - points: [[0.1, 1.5]]\n", "regions.set_difference[0].points[0][1] = 1.5; allowed: number > 0 and <= 1"),
     ("regions:\n  set_difference:\n    - {score_method: gradnorm, points: [[0.1, 0.1]]}\n", 'regions.set_difference[0].score_method = "gradnorm"; allowed values: "snip", "wanda"'),
@@ -58,6 +76,7 @@ BAD_PARAMETERS = [
     ("evaluation:\n  judge: oracle\n", 'evaluation.judge = "oracle"; allowed values: "keyword", "classifier"'),
     ("evaluation:\n  judge: classifier\n", "evaluation.classifier_path = None is not a model folder"),
     ("ranks:\n  top:\n    - {ranks: [1]}\n    - {ranks: [1]}\n", "appears twice under regions, ranks or attacks"),
+    ("resources:\n  rules:\n    evaluate_experiment: {cpus: quarter}\n", "resources.rules.evaluate_experiment.cpus = \"quarter\""),
 ]
 
 

@@ -57,15 +57,17 @@ def main() -> None:
 
     # One short generation through each path first, so that neither timing includes one-off set-up.
     warm_up = evaluation.build_attack_requests(tokenizer, prompts.head(1), "vanilla", base)
-    plain_generate(model, tokenizer, warm_up, dataclasses.replace(base, max_new_tokens=2))
-    evaluation.evaluate_attacks(model, tokenizer, prompts.head(1), judge, dataclasses.replace(base, variants=("vanilla",), max_new_tokens=2), ("paper",))
+    short = dataclasses.replace(base, variants=("vanilla",), max_new_tokens=2)
+    plain_generate(model, tokenizer, warm_up, short)
+    evaluation.evaluate_attacks(model, tokenizer, prompts.head(1), judge, short, ("paper",))
 
     rows = []
     for variant in arguments.variants or settings["variants"]:
         attack = dataclasses.replace(base, variants=(variant,))
         requests = evaluation.build_attack_requests(tokenizer, prompts, variant, attack)
         start = time.perf_counter()
-        reference = judged(judge, requests, plain_generate(model, tokenizer, requests, attack))
+        responses = plain_generate(model, tokenizer, requests, attack)
+        reference = pd.DataFrame(evaluation.verdict_columns(judge, requests["prompt"].tolist(), responses))
         reference_seconds = time.perf_counter() - start
         seconds, verdicts = {}, {}
         for early_stop in (False, True):
@@ -128,18 +130,6 @@ def plain_generate(model, tokenizer, requests: pd.DataFrame, attack: evaluation.
         for index, text in zip(batch, texts):
             responses[index] = text.strip()
     return responses
-
-
-def judged(judge, requests: pd.DataFrame, responses: list[str]) -> pd.DataFrame:
-    """Return the verdict columns of `evaluation.evaluate_attacks` for the given responses."""
-    verdicts = judge.judge_many(requests["prompt"].tolist(), responses)
-    return pd.DataFrame({
-        "harmful": [verdict.harmful for verdict in verdicts],
-        "refusal": [verdict.refusal for verdict in verdicts],
-        "degenerate": [
-            evaluation.is_degenerate(response) and not verdict.refusal for response, verdict in zip(responses, verdicts)
-        ],
-    })
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Callable
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from safety_brittleness.alignment import TrainingExample, collate, tokenize_example
+from safety_brittleness.models import trims_logits
 
 # Calibration samples per forward pass. Batching changes the scores only by float rounding.
 BATCH_SIZE = 8
@@ -45,7 +45,7 @@ def for_each_response_input(
 
     # Only the layers' inputs are needed. Logits for the last position alone avoid a batch x tokens x
     # vocabulary tensor (302 MB in float32 for 8 x 192 tokens over SmolLM2's 49152 tokens).
-    options = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    options = {"logits_to_keep": 1} if trims_logits(model) else {}
     handles = [layer.register_forward_hook(forward_hook(name)) for name, layer in layers.items()]
     batches = [encoded[start:start + batch_size] for start in range(0, len(encoded), batch_size)]
     try:

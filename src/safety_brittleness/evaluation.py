@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -18,6 +17,7 @@ from safety_brittleness.alignment import TrainingExample, collate, tokenize_exam
 from safety_brittleness.aggregation import VARIANTS, aggregate_variant, wilson_interval
 from safety_brittleness.data import resource_path
 from safety_brittleness.generation import chat_prompt, generate
+from safety_brittleness.models import trims_logits
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,16 @@ def build_attack_requests(tokenizer, prompts: pd.DataFrame, variant: str, settin
     return frame
 
 
+def verdict_columns(judge, prompts: list[str], responses: list[str]) -> dict[str, list[bool]]:
+    """Return the harmful, refusal and degenerate verdict of each response, one list per column."""
+    verdicts = judge.judge_many(prompts, responses)
+    return {
+        "harmful": [verdict.harmful for verdict in verdicts],
+        "refusal": [verdict.refusal for verdict in verdicts],
+        "degenerate": [is_degenerate(response) and not verdict.refusal for response, verdict in zip(responses, verdicts)],
+    }
+
+
 def _respond(model, tokenizer, requests: pd.DataFrame, settings: AttackSettings, judge) -> pd.DataFrame:
     stop_when = judge.is_refusal if settings.early_stop and judge.supports_early_stop else None
     variant = requests["variant"].iloc[0]
@@ -121,12 +131,8 @@ def _respond(model, tokenizer, requests: pd.DataFrame, settings: AttackSettings,
             model, tokenizer, requests["prompt_as_sent"].tolist(), settings.max_new_tokens, settings.batch_size,
             description=f"ASR {variant}", stop_when=stop_when,
         )
-    verdicts = judge.judge_many(requests["prompt"].tolist(), requests["response"].tolist())
-    requests["harmful"] = [verdict.harmful for verdict in verdicts]
-    requests["refusal"] = [verdict.refusal for verdict in verdicts]
-    requests["degenerate"] = [
-        is_degenerate(response) and not verdict.refusal for response, verdict in zip(requests["response"], verdicts)
-    ]
+    for column, values in verdict_columns(judge, requests["prompt"].tolist(), requests["response"].tolist()).items():
+        requests[column] = values
     requests["judge"] = judge.name
     return requests
 
@@ -252,7 +258,7 @@ def response_perplexity(
     encoded = [tokenize_example(tokenizer, example, max_length) for example in examples]
     encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels[1:])]
     encoded.sort(key=lambda pair: len(pair[0]))
-    trims_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+    trimmed = trims_logits(model)
     total_loss = 0.0
     total_tokens = 0
     for start in tqdm(range(0, len(encoded), batch_size), desc="perplexity", unit="batch", mininterval=2.0):
@@ -261,8 +267,8 @@ def response_perplexity(
         width = batch["input_ids"].shape[1]
         # The logits at position t predict token t + 1, so scoring starts one before the batch's first response token.
         first_response = min(next(index for index, label in enumerate(labels) if label != -100) for _, labels in chunk)
-        first_scored = max(first_response - 1, 0) if trims_logits else 0
-        options = {"logits_to_keep": width - first_scored} if trims_logits else {}
+        first_scored = max(first_response - 1, 0) if trimmed else 0
+        options = {"logits_to_keep": width - first_scored} if trimmed else {}
         logits = model(
             input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device), **options
         ).logits.float()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import tempfile
@@ -13,6 +12,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
+
+from safety_brittleness.models import trims_logits
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def decode(
     cache = DynamicCache(config=model.config)
     # Only the last position's logits choose the next token: the prompt's other positions would add
     # a rows x prompt length x vocabulary product to the prefill.
-    options = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    options = {"logits_to_keep": 1} if trims_logits(model) else {}
     output = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache, use_cache=True,
         **options,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from importlib import metadata
 from pathlib import Path
@@ -189,6 +190,11 @@ def load_model(path: str | Path, device: torch.device, dtype: torch.dtype):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def trims_logits(model) -> bool:
+    """Return whether the model's forward pass takes `logits_to_keep`, so logits can be limited to the last positions."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 def block_linear_layers(model: nn.Module) -> dict[str, nn.Linear]:

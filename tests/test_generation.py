@@ -9,7 +9,9 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from conftest import tiny_config
-from safety_brittleness.generation import chat_prompt, decode, generate, sample_tokens
+from safety_brittleness.generation import (
+    Request, chat_prompt, decode, generate, forward_shared, generate_requests, sample_seed, sample_tokens, shared_prefixes,
+)
 from safety_brittleness.evaluation import is_degenerate
 from safety_brittleness.judges import KeywordJudge
 
@@ -150,3 +152,84 @@ def test_sampling_ignores_batch_size(tiny_chat_model, smollm2_tokenizer):
 
     assert whole == pairs
     assert whole != other_seed
+
+
+def test_mixed_requests_equal_separate_calls(varied_chat_model, smollm2_tokenizer):
+    model, tokenizer = varied_chat_model, smollm2_tokenizer
+    greedy = [chat_prompt(tokenizer, text, "Be brief.") for text in PROMPTS[:6]]
+    short = [chat_prompt(tokenizer, text, None) for text in PROMPTS[6:10]]
+    raw = PROMPTS[10:16]
+    stop = KeywordJudge(phrases=("the", "a"), min_words=5, version=0).is_refusal
+
+    separate = (
+        generate(model, tokenizer, greedy, max_new_tokens=14, batch_size=4)
+        + generate(model, tokenizer, short, max_new_tokens=5, batch_size=4, stop_when=stop)
+        + generate(model, tokenizer, raw, max_new_tokens=10, batch_size=4, do_sample=True, temperature=0.7, seed=2)
+    )
+    requests = (
+        [Request(prompt, 14) for prompt in greedy]
+        + [Request(prompt, 5, stop_when=stop) for prompt in short]
+        + [Request(prompt, 10, sample_seed(2, index), 0.7) for index, prompt in enumerate(raw)]
+    )
+    mixed, _ = generate_requests(model, tokenizer, requests, batch_size=16)
+
+    assert mixed == separate
+    assert len({len(text.split()) for text in mixed}) > 2, "every response has the same length"
+
+
+def test_decode_rejects_an_empty_token_limit(tiny_chat_model, smollm2_tokenizer):
+    encoded = smollm2_tokenizer(["hello"], return_tensors="pt", add_special_tokens=False)
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
+        decode(tiny_chat_model, smollm2_tokenizer, encoded, [0])
+    assert generate_requests(tiny_chat_model, smollm2_tokenizer, [Request("hello", 0)], batch_size=4) == ([""], [False])
+
+
+def test_shared_prefixes_group_sequences_by_their_start():
+    system = list(range(100, 112))
+    rows = [system + [1, 2, 3], system + [1, 2, 4, 5], system + [7], list(range(20)), [5, 6]]
+
+    shared = shared_prefixes(rows)
+
+    # The first three share the 12 system tokens. The third keeps its last token to compute, so the
+    # group stops there. The others start alone or are too short.
+    assert shared == [12, 12, 12, 0, 0]
+    assert shared_prefixes([system + [1, 2, 3], system + [1, 2, 4]]) == [14, 14]
+
+
+def test_shared_prefixes_leave_the_tokens_to_keep():
+    system = list(range(100, 112))
+    rows = [system + [1, 2, 3], system + [1, 2, 4, 5]]
+    assert shared_prefixes(rows, keep=[3, 1]) == [12, 12]
+    assert shared_prefixes(rows, keep=[5, 1]) == [10, 10]
+    assert shared_prefixes(rows, keep=[8, 1]) == [0, 0]
+
+
+def test_forward_of_shared_prefixes_equals_the_whole_sequences(varied_chat_model, smollm2_tokenizer):
+    model, tokenizer = varied_chat_model, smollm2_tokenizer
+    sent = (
+        [chat_prompt(tokenizer, text, "Be brief.") for text in PROMPTS[:3]]
+        + [chat_prompt(tokenizer, text, None) for text in PROMPTS[3:6]]
+        + PROMPTS[6:8]
+    )
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in sent]
+    lengths = [len(sequence) for sequence in sequences]
+
+    forward = forward_shared(model, sequences, tokenizer.pad_token_id)
+
+    shared = forward.shared
+    assert shared[0] == shared[1] == shared[2] > 0
+    assert shared[3] == shared[4] == shared[5] > 0
+    assert shared[0] != shared[3]
+    assert shared[6:] == [0, 0]
+    assert forward.prefix_rows == [0, 0, 0, 1, 1, 1, -1, -1]
+    with torch.no_grad():
+        for index, sequence in enumerate(sequences):
+            whole = model(input_ids=torch.tensor([sequence])).logits[0]
+            rest = lengths[index] - shared[index]
+            assert torch.allclose(forward.output.logits[index, -rest:], whole[shared[index]:], atol=1e-5, rtol=1e-4)
+            if shared[index]:
+                prefix = forward.prefix_output.logits[forward.prefix_rows[index], -shared[index]:]
+                assert torch.allclose(prefix, whole[:shared[index]], atol=1e-5, rtol=1e-4)
+    assert forward.next_positions.squeeze(1).tolist() == lengths
+    assert forward.mask.sum(dim=1).tolist() == lengths
+    assert forward.cache.get_seq_length() == forward.mask.shape[1] < max(lengths) + max(shared)

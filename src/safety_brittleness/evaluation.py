@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 from safety_brittleness.alignment import TrainingExample, collate, tokenize_example
 from safety_brittleness.aggregation import VARIANTS, aggregate_variant, wilson_interval
 from safety_brittleness.data import resource_path
-from safety_brittleness.generation import chat_prompt, generate
+from safety_brittleness.generation import (
+    Request, cache_from_states, chat_prompt, generate_requests, prefix_states, sample_seed, shared_prefixes,
+)
 from safety_brittleness.models import trims_logits
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,8 @@ def build_attack_requests(tokenizer, prompts: pd.DataFrame, variant: str, settin
     - vanilla: the safety system prompt and the chat template, greedy.
     - adv_suffix: each adversarial suffix appended to the instruction, no system prompt, chat
       template, greedy.
-    - adv_decoding: the raw instruction without chat template, sampled `samples` times.
+    - adv_decoding: the raw instruction without chat template, sampled `samples` times; sample k
+      uses seed `settings.seed + k`.
     """
     rows = []
     for prompt_id, instruction in zip(prompts["id"], prompts["prompt"]):
@@ -98,7 +101,29 @@ def build_attack_requests(tokenizer, prompts: pd.DataFrame, variant: str, settin
             raise ValueError(f"unknown attack variant '{variant}'; allowed: {', '.join(VARIANTS)}")
     frame = pd.DataFrame(rows, columns=["prompt_id", "prompt", "sample_index", "prompt_as_sent"])
     frame.insert(2, "variant", variant)
+    sampled = variant == "adv_decoding"
+    frame["sampled"] = sampled
+    frame["temperature"] = settings.temperature if sampled else 1.0
+    frame["seed"] = settings.seed + frame["sample_index"] if sampled else settings.seed
+    frame["max_new_tokens"] = settings.max_new_tokens
     return frame
+
+
+def build_benign_requests(tokenizer, prompts: pd.DataFrame, system_prompt: str, max_new_tokens: int, seed: int) -> pd.DataFrame:
+    """Format the benign prompts with the safety system prompt and the chat template, greedy."""
+    return pd.DataFrame(
+        {
+            "prompt_id": prompts["id"].to_numpy(),
+            "prompt": prompts["prompt"].to_numpy(),
+            "variant": "benign",
+            "sample_index": 0,
+            "prompt_as_sent": [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]],
+            "sampled": False,
+            "temperature": 1.0,
+            "seed": seed,
+            "max_new_tokens": max_new_tokens,
+        }
+    )
 
 
 def verdict_columns(judge, prompts: list[str], responses: list[str]) -> dict[str, list[bool]]:
@@ -111,84 +136,81 @@ def verdict_columns(judge, prompts: list[str], responses: list[str]) -> dict[str
     }
 
 
-def _respond(model, tokenizer, requests: pd.DataFrame, settings: AttackSettings, judge) -> pd.DataFrame:
-    stop_when = judge.is_refusal if settings.early_stop and judge.supports_early_stop else None
-    variant = requests["variant"].iloc[0]
-    requests = requests.copy()
-    if variant == "adv_decoding":
-        requests["seed"] = settings.seed + requests["sample_index"]
-        requests["response"] = ""
-        for index in range(settings.samples):
-            selected = requests["sample_index"] == index
-            requests.loc[selected, "response"] = generate(
-                model, tokenizer, requests.loc[selected, "prompt_as_sent"].tolist(), settings.max_new_tokens,
-                settings.batch_size, do_sample=True, temperature=settings.temperature, seed=settings.seed + index,
-                description=f"ASR_Adv-Decoding sample {index + 1}", stop_when=stop_when,
-            )
-    else:
-        requests["seed"] = settings.seed
-        requests["response"] = generate(
-            model, tokenizer, requests["prompt_as_sent"].tolist(), settings.max_new_tokens, settings.batch_size,
-            description=f"ASR {variant}", stop_when=stop_when,
+def respond(model, tokenizer, requests: pd.DataFrame, judge, batch_size: int, early_stop: bool = True) -> pd.DataFrame:
+    """Generate the response of every request row in one pass over shared batches, and judge it.
+
+    Rows may mix variants, greedy and sampled decoding, and token limits. The sampled rows of each
+    (variant, seed) draw from generators seeded by `sample_seed(seed, i)`, i the row's position
+    among them, which are the seeds of generating that group alone. With `early_stop`, a response
+    stops once it contains a refusal phrase: its verdict (refusal, not harmful) cannot change after that.
+    Benign rows get the refusal verdict and are never harmful; attack rows get the judge's verdicts.
+    """
+    stop_when = judge.is_refusal if early_stop and judge.supports_early_stop else None
+    requests = requests.reset_index(drop=True)
+    positions = requests.groupby(["variant", "seed"], sort=False).cumcount()
+    batch = [
+        Request(
+            row.prompt_as_sent, int(row.max_new_tokens),
+            sample_seed(int(row.seed), int(position)) if row.sampled else None, float(row.temperature), stop_when,
         )
-    for column, values in verdict_columns(judge, requests["prompt"].tolist(), requests["response"].tolist()).items():
-        requests[column] = values
-    requests["judge"] = judge.name
-    return requests
+        for row, position in zip(requests.itertuples(index=False), positions)
+    ]
+    texts, _ = generate_requests(model, tokenizer, batch, batch_size, description="responses")
+    generations = requests.drop(columns=["sampled", "temperature", "max_new_tokens"])
+    generations["response"] = texts
+    benign = generations["variant"] == "benign"
+    judged = generations[~benign]
+    verdicts = pd.DataFrame(verdict_columns(judge, judged["prompt"].tolist(), judged["response"].tolist()), index=judged.index)
+    refusals = [judge.is_refusal(text) for text in generations.loc[benign, "response"]]
+    benign_verdicts = pd.DataFrame(
+        {
+            "harmful": False,
+            "refusal": refusals,
+            "degenerate": [is_degenerate(text) and not refused for text, refused in zip(generations.loc[benign, "response"], refusals)],
+        },
+        index=generations.index[benign],
+    )
+    generations = generations.join(pd.concat([verdicts, benign_verdicts]).astype(bool))
+    generations["judge"] = judge.name
+    return generations
+
+
+def evaluate_responses(
+    model,
+    tokenizer,
+    prompts: pd.DataFrame,
+    judge,
+    settings: AttackSettings,
+    aggregations: tuple[str, ...],
+    benign_prompts: pd.DataFrame | None = None,
+    benign_max_new_tokens: int = 0,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Generate and judge every attack variant and, given `benign_prompts`, the benign prompts; return generations and metric rows.
+
+    All responses are generated in one pass, so short and long, greedy and sampled requests share
+    batches. The benign prompts carry the safety system prompt and give `benign_refusal_rate`, the
+    share the model refuses (over-refusal after alignment).
+    """
+    frames = [build_attack_requests(tokenizer, prompts, variant, settings) for variant in settings.variants]
+    if benign_prompts is not None:
+        frames.append(build_benign_requests(tokenizer, benign_prompts, settings.system_prompt, benign_max_new_tokens, settings.seed))
+    generations = respond(model, tokenizer, pd.concat(frames, ignore_index=True), judge, settings.batch_size, settings.early_stop)
+    rows: list[dict[str, Any]] = []
+    for variant in settings.variants:
+        selected = generations[generations["variant"] == variant]
+        for aggregation in aggregations:
+            rows.extend(aggregate_variant(selected, variant, aggregation, judge.name))
+    if benign_prompts is not None:
+        refusals = generations.loc[generations["variant"] == "benign", "refusal"].tolist()
+        rows.append(proportion_row("benign_refusal_rate", refusals, aggregation="paper", judge=judge.name))
+    return generations, rows
 
 
 def evaluate_attacks(
     model, tokenizer, prompts: pd.DataFrame, judge, settings: AttackSettings, aggregations: tuple[str, ...]
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Generate and judge every attack variant; return the generations and the metric rows.
-
-    With `settings.early_stop`, generation of a response stops once it contains a refusal phrase:
-    its verdict (refusal, not harmful) cannot change after that.
-    """
-    frames = []
-    rows: list[dict[str, Any]] = []
-    for variant in settings.variants:
-        requests = build_attack_requests(tokenizer, prompts, variant, settings)
-        generations = _respond(model, tokenizer, requests, settings, judge)
-        frames.append(generations)
-        for aggregation in aggregations:
-            rows.extend(aggregate_variant(generations, variant, aggregation, judge.name))
-    return pd.concat(frames, ignore_index=True), rows
-
-
-def evaluate_benign_refusal(
-    model,
-    tokenizer,
-    prompts: pd.DataFrame,
-    system_prompt: str,
-    judge,
-    max_new_tokens: int,
-    batch_size: int,
-    seed: int,
-    early_stop: bool = True,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Share of held-out benign prompts that the model refuses (over-refusal after alignment)."""
-    sent = [chat_prompt(tokenizer, text, system_prompt) for text in prompts["prompt"]]
-    stop_when = judge.is_refusal if early_stop and judge.supports_early_stop else None
-    responses = generate(model, tokenizer, sent, max_new_tokens, batch_size, description="benign prompts", stop_when=stop_when)
-    refusals = [judge.is_refusal(response) for response in responses]
-    generations = pd.DataFrame(
-        {
-            "prompt_id": prompts["id"].to_numpy(),
-            "variant": "benign",
-            "sample_index": 0,
-            "prompt": prompts["prompt"].to_numpy(),
-            "prompt_as_sent": sent,
-            "response": responses,
-            "harmful": False,
-            "refusal": refusals,
-            "degenerate": [is_degenerate(r) and not refused for r, refused in zip(responses, refusals)],
-            "judge": judge.name,
-            "seed": seed,
-        }
-    )
-    rows = [proportion_row("benign_refusal_rate", refusals, aggregation="paper", judge=judge.name)]
-    return generations, rows
+    """Generate and judge every attack variant; return the generations and the metric rows."""
+    return evaluate_responses(model, tokenizer, prompts, judge, settings, aggregations)
 
 
 def embedded_task_configs() -> list[dict[str, Any]]:
@@ -207,21 +229,24 @@ def embedded_task_configs() -> list[dict[str, Any]]:
 def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, limit: int | None) -> list[dict[str, Any]]:
     """Zero-shot multiple-choice accuracy with lm-eval on the in-memory model; one row per task and the mean.
 
+    The choices of one question share its tokens, which `SharedPrefixLM` computes once per batch.
+
     `tasks` is 'embedded' for the shipped tasks or a list of lm-eval task names. The mean row's
     interval is the Wilson interval of all items pooled.
     """
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+
+    from safety_brittleness.utility_model import SharedPrefixLM
 
     task_specs = embedded_task_configs() if tasks == "embedded" else list(tasks)
     # The shipped tasks are complete configs: indexing lm-eval's thousands of task files (about 5 s on two cores)
     # is needed only for tasks given by name.
     task_manager = TaskManager(include_defaults=tasks != "embedded")
     tokenizer.padding_side = "left"
-    language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    language_model = SharedPrefixLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     output = simple_evaluate(
         model=language_model, tasks=task_specs, task_manager=task_manager, limit=limit, log_samples=False, bootstrap_iters=0,
         random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
@@ -252,13 +277,16 @@ def response_perplexity(
 
     Examples are batched by length with right padding. Padded positions carry label -100 and add
     nothing. Logits are computed only from the first response position of the batch on (the
-    vocabulary product over prompt positions would be discarded).
+    vocabulary product over prompt positions would be discarded). The prompt tokens that every
+    example of a batch starts with (the chat template's opening and system prompt) are computed
+    once, and their keys and values shared by the batch.
     """
     device = next(model.parameters()).device
     encoded = [tokenize_example(tokenizer, example, max_length) for example in examples]
     encoded = [(ids, labels) for ids, labels in encoded if any(label != -100 for label in labels[1:])]
     encoded.sort(key=lambda pair: len(pair[0]))
     trimmed = trims_logits(model)
+    prefixes: dict[tuple[int, ...], list] = {}
     total_loss = 0.0
     total_tokens = 0
     for start in tqdm(range(0, len(encoded), batch_size), desc="perplexity", unit="batch", mininterval=2.0):
@@ -267,11 +295,24 @@ def response_perplexity(
         width = batch["input_ids"].shape[1]
         # The logits at position t predict token t + 1, so scoring starts one before the batch's first response token.
         first_response = min(next(index for index, label in enumerate(labels) if label != -100) for _, labels in chunk)
-        first_scored = max(first_response - 1, 0) if trimmed else 0
+        first_scored = max(first_response - 1, 0)
+        lengths = shared_prefixes([ids for ids, _ in chunk])
+        shared = lengths[0]
+        prefix = tuple(chunk[0][0][:shared])
+        if len(chunk) < 2 or shared > first_scored or any(tuple(ids[:shared]) != prefix for ids, _ in chunk):
+            shared = 0
+        cache = None
+        if shared:
+            if prefix not in prefixes:
+                prefixes[prefix] = prefix_states(model, prefix, device, **({"logits_to_keep": 1} if trimmed else {}))
+            cache = cache_from_states(model, prefixes[prefix], len(chunk))
         options = {"logits_to_keep": width - first_scored} if trimmed else {}
         logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device), **options
+            input_ids=batch["input_ids"][:, shared:].to(device), attention_mask=batch["attention_mask"].to(device),
+            past_key_values=cache, use_cache=cache is not None, **options,
         ).logits.float()
+        # Without logits_to_keep the logits start at the first computed position, `shared`.
+        logits = logits[:, logits.shape[1] - (width - first_scored):]
         targets = batch["labels"][:, first_scored + 1:].to(device)
         losses = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="sum"

@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,26 @@ def chat_prompt(tokenizer, instruction: str, system_prompt: str | None) -> str:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": instruction})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """Seed of the sampling generator of the prompt at position `index` of a call seeded with `seed`."""
+    return seed * 1_000_003 + index
+
+
+@dataclass(frozen=True)
+class Request:
+    """One continuation to generate: an already formatted prompt and how to decode it.
+
+    `sample_seed` None decodes greedily; otherwise tokens are sampled at `temperature` from a
+    generator seeded with it. With `stop_when`, decoding also stops once the text satisfies it.
+    """
+
+    prompt: str
+    max_new_tokens: int
+    sample_seed: int | None = None
+    temperature: float = 1.0
+    stop_when: Callable[[str], bool] | None = None
 
 
 @torch.no_grad()
@@ -67,32 +88,52 @@ def generate_with_status(
     """Generate continuations and report, per prompt, whether it ended with the end-of-turn token.
 
     With `stop_when`, a sequence also stops as soon as its text satisfies that condition. Such a
-    sequence is reported as not ended, and its text is the prefix generated until then.
-
-    Prompts are batched by length to limit padding, and `decode` drops each sequence from its
-    batch once it has stopped. Sampling draws the tokens of each prompt from its own generator,
-    seeded with `seed` and the prompt's position in `prompts`, so samples depend on neither the
-    batch size, the order of the batches nor early stopping.
+    sequence is reported as not ended, and its text is the prefix generated until then. Sampling
+    draws the tokens of prompt i from a generator seeded with `sample_seed(seed, i)`.
     """
-    if not prompts:
+    requests = [
+        Request(prompt, max_new_tokens, sample_seed(seed, index) if do_sample else None, temperature, stop_when)
+        for index, prompt in enumerate(prompts)
+    ]
+    return generate_requests(model, tokenizer, requests, batch_size, description)
+
+
+@torch.no_grad()
+def generate_requests(
+    model, tokenizer, requests: list[Request], batch_size: int, description: str = "generating",
+) -> tuple[list[str], list[bool]]:
+    """Generate every request, greedy and sampled alike, in batches; return texts and end-of-turn flags in request order.
+
+    Requests are batched by prompt length to limit padding, and `decode` drops each sequence from
+    its batch once it has stopped. A sampled request draws from its own generator, so its tokens
+    depend on neither the batch size, the other requests nor early stopping.
+    """
+    if not requests:
         return [], []
     if isinstance(model, VLLMGenerator):
         # vLLM generates every response to full length; keyword verdicts are the same as with early stopping.
-        return model.generate_with_status(prompts, max_new_tokens, do_sample, temperature, seed, description)
+        return model.generate_requests(requests, description)
     tokenizer.padding_side = "left"
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    responses: list[str] = [""] * len(prompts)
-    finished: list[bool] = [False] * len(prompts)
+    lengths = [len(ids) for ids in tokenizer([request.prompt for request in requests], add_special_tokens=False)["input_ids"]]
+    # A request for no new tokens has the empty response.
+    order = sorted((i for i in range(len(requests)) if requests[i].max_new_tokens > 0), key=lambda i: lengths[i])
+    responses: list[str] = [""] * len(requests)
+    finished: list[bool] = [False] * len(requests)
     device = next(model.parameters()).device
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc=description, unit="batch", mininterval=2.0):
+        chosen = [requests[i] for i in batch]
         encoded = tokenizer(
-            [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            [request.prompt for request in chosen], return_tensors="pt", padding=True, add_special_tokens=False
         ).to(device)
-        generators = None
-        if do_sample:
-            generators = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + i) for i in batch]
-        texts, ended = decode(model, tokenizer, encoded, max_new_tokens, stop_when, temperature, generators)
+        generators = [
+            None if request.sample_seed is None else torch.Generator(device=device).manual_seed(request.sample_seed)
+            for request in chosen
+        ]
+        texts, ended = decode(
+            model, tokenizer, encoded, [request.max_new_tokens for request in chosen],
+            [request.stop_when for request in chosen], [request.temperature for request in chosen], generators,
+        )
         for index, text, done in zip(batch, texts, ended):
             responses[index] = text.strip()
             finished[index] = bool(done)
@@ -107,18 +148,161 @@ def _end_token_ids(model, tokenizer) -> set[int]:
     return set(configured) if isinstance(configured, (list, tuple)) else {configured}
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, generators: list[torch.Generator]) -> torch.Tensor:
+def sample_tokens(
+    logits: torch.Tensor, temperature: float | list[float], generators: list[torch.Generator]
+) -> torch.Tensor:
     """Draw one token per row from softmax(logits / temperature), row i with `generators[i]`.
 
-    Inverse transform sampling: one uniform number per row, located in the row's cumulative
-    distribution. This draws from the same distribution as `torch.multinomial`, and a row's tokens
-    do not depend on the other rows of the batch.
+    `temperature` is one value for all rows or one per row. Inverse transform sampling: one
+    uniform number per row, located in the row's cumulative distribution. This draws from the same
+    distribution as `torch.multinomial`, and a row's tokens do not depend on the other rows of the batch.
     """
-    probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+    temperatures = torch.as_tensor(temperature, dtype=torch.float32, device=logits.device).reshape(-1, 1)
+    probabilities = torch.softmax(logits.float() / temperatures, dim=-1)
     cumulative = probabilities.cumsum(dim=-1)
     uniforms = torch.stack([torch.rand((), generator=generator, device=logits.device) for generator in generators])
     targets = (uniforms * cumulative[:, -1]).unsqueeze(1)
     return torch.searchsorted(cumulative, targets, right=True).squeeze(1).clamp(max=logits.shape[-1] - 1)
+
+
+def _per_row(value, rows: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != rows:
+            raise ValueError(f"{name} has {len(value)} entries for a batch of {rows} rows")
+        return list(value)
+    return [value] * rows
+
+
+# Prompts of one template share their first tokens (chat markers and system prompt). Sequences
+# whose first SHARED_PREFIX_MIN tokens agree are computed once up to their common prefix.
+SHARED_PREFIX_MIN = 8
+
+
+def shared_prefixes(rows: list[list[int]], keep: list[int] | None = None) -> list[int]:
+    """For each token sequence, the length of the prefix it shares with the other sequences that start like it.
+
+    Sequences are grouped by their first SHARED_PREFIX_MIN tokens. A group of at least two shares
+    its longest common prefix, leaving at least `keep[i]` tokens (1 by default) of each member i
+    to compute after it, when that prefix is at least SHARED_PREFIX_MIN tokens long. Other
+    sequences share nothing (0).
+    """
+    keep = keep or [1] * len(rows)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, ids in enumerate(rows):
+        if len(ids) - keep[index] >= SHARED_PREFIX_MIN:
+            groups.setdefault(tuple(ids[:SHARED_PREFIX_MIN]), []).append(index)
+    shared = [0] * len(rows)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = rows[members[0]]
+        limit = min(len(rows[index]) - keep[index] for index in members)
+        common = SHARED_PREFIX_MIN
+        while common < limit and all(rows[index][common] == first[common] for index in members):
+            common += 1
+        for index in members:
+            shared[index] = common
+    return shared
+
+
+@torch.no_grad()
+def prefix_states(model, prefix: list[int] | tuple[int, ...], device, **options) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Return the cached keys and values of every layer for one token sequence at positions 0 to len - 1."""
+    cache = DynamicCache(config=model.config)
+    model(
+        input_ids=torch.tensor([list(prefix)], device=device),
+        position_ids=torch.arange(len(prefix), device=device).unsqueeze(0),
+        past_key_values=cache, use_cache=True, **options,
+    )
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def cache_from_states(model, states: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> DynamicCache:
+    """Return a new cache whose `rows` rows each start with the keys and values of a batch-of-one `states`."""
+    cache = DynamicCache(config=model.config)
+    for index, (keys, values) in enumerate(states):
+        cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
+    return cache
+
+
+def _left_padded(rows: list[list[int]], pad_id: int, starts: list[int], device):
+    """Token ids, attention mask and positions of sequences left-padded to one width; row i starts at position starts[i]."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    positions = torch.zeros((len(rows), width), dtype=torch.long, device=device)
+    for index, (row, start) in enumerate(zip(rows, starts)):
+        if row:
+            ids[index, width - len(row):] = torch.tensor(row, device=device)
+            mask[index, width - len(row):] = 1
+            positions[index, width - len(row):] = torch.arange(start, start + len(row), device=device)
+    return ids, mask, positions
+
+
+@dataclass
+class SharedForward:
+    """What `forward_shared` computed.
+
+    `output` is the model output for the rest of each sequence (left-padded, so a row's last
+    positions are its last tokens); `prefix_output` the output for the distinct prefixes, or None
+    when no sequence shares one; `prefix_rows[i]` the row of sequence i's prefix in it (-1 for
+    none); `shared[i]` the prefix length. `cache`, `mask` and `next_positions` continue decoding.
+    """
+
+    output: object
+    cache: DynamicCache
+    mask: torch.Tensor
+    next_positions: torch.Tensor
+    shared: list[int]
+    prefix_output: object = None
+    prefix_rows: list[int] | None = None
+
+
+@torch.no_grad()
+def forward_shared(
+    model, sequences: list[list[int]], pad_id: int, keep: list[int] | None = None, prefix_options: dict | None = None,
+    **options,
+) -> SharedForward:
+    """Run token sequences through the model into a new key-value cache, computing shared prefixes once.
+
+    Sequences that share a prefix (`shared_prefixes`, leaving `keep[i]` tokens of each to compute)
+    have it computed once: the distinct prefixes run as one left-padded batch, and each sequence's
+    cache rows start with the keys and values of its prefix. The rest of every sequence then runs
+    as a second left-padded batch after them. Logits equal those of the whole sequences up to
+    floating-point rounding. `options` go to the pass over the rests, `prefix_options` to the
+    pass over the prefixes.
+    """
+    device = next(model.parameters()).device
+    shared = shared_prefixes(sequences, keep) if len(sequences) > 1 else [0] * len(sequences)
+    cache = DynamicCache(config=model.config)
+    prefix_output, prefix_rows = None, None
+    prefix_mask = torch.zeros((len(sequences), 0), dtype=torch.long, device=device)
+    if any(shared):
+        prefixes: dict[tuple[int, ...], int] = {}
+        for sequence, length in zip(sequences, shared):
+            if length:
+                prefixes.setdefault(tuple(sequence[:length]), len(prefixes))
+        prefix_rows = [prefixes[tuple(sequence[:length])] if length else -1 for sequence, length in zip(sequences, shared)]
+        ids, mask, positions = _left_padded([list(prefix) for prefix in prefixes], pad_id, [0] * len(prefixes), device)
+        prefix_cache = DynamicCache(config=model.config)
+        prefix_output = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=prefix_cache, use_cache=True,
+            **(prefix_options or {}),
+        )
+        # Row -1 selects an appended all-masked row: a sequence without a shared prefix starts empty.
+        select = torch.tensor([row if row >= 0 else len(prefixes) for row in prefix_rows], device=device)
+        for index, layer in enumerate(prefix_cache.layers):
+            keys = torch.cat([layer.keys, layer.keys.new_zeros((1, *layer.keys.shape[1:]))])
+            values = torch.cat([layer.values, layer.values.new_zeros((1, *layer.values.shape[1:]))])
+            cache.update(keys[select], values[select], index)
+        prefix_mask = torch.cat([mask, mask.new_zeros((1, mask.shape[1]))])[select]
+    rests = [sequence[length:] for sequence, length in zip(sequences, shared)]
+    ids, rest_mask, positions = _left_padded(rests, pad_id, shared, device)
+    mask = torch.cat([prefix_mask, rest_mask], dim=1)
+    output = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, **options
+    )
+    return SharedForward(output, cache, mask, positions[:, -1:] + 1, shared, prefix_output, prefix_rows)
 
 
 @torch.no_grad()
@@ -126,49 +310,61 @@ def decode(
     model,
     tokenizer,
     encoded,
-    max_new_tokens: int,
-    stop_when: Callable[[str], bool] | None = None,
-    temperature: float = 1.0,
-    generators: list[torch.Generator] | None = None,
+    max_new_tokens: int | list[int],
+    stop_when: Callable[[str], bool] | None | list = None,
+    temperature: float | list[float] = 1.0,
+    generators: list[torch.Generator | None] | None = None,
 ) -> tuple[list[str], list[bool]]:
-    """Decode a left-padded batch, greedy or (with one generator per row) sampled, dropping each sequence once it stops.
+    """Decode a left-padded batch, dropping each sequence once it stops.
 
-    A sequence leaves the batch when it emits an end token or when its text satisfies `stop_when`.
-    The key-value cache, attention mask and positions are then cut to the remaining sequences, so
-    a batch costs what its live sequences cost. Greedy texts equal those of `model.generate` with
-    the same stopping (which instead computes every stopped sequence until the last one stops).
-    Returns the decoded texts and whether each ended with the tokenizer's end token.
+    Each of `max_new_tokens`, `stop_when`, `temperature` and `generators` is one value for every
+    row or a list with one per row. A row with a generator is sampled, one without is greedy.
+    A sequence leaves the batch when it emits an end token, reaches its token limit or its text
+    satisfies its `stop_when`. The key-value cache, attention mask and positions are then cut to
+    the remaining sequences, so a batch costs what its live sequences cost. Greedy texts equal
+    those of `model.generate` with the same stopping (which instead computes every stopped
+    sequence until the last one stops). Returns the decoded texts and whether each ended with the
+    tokenizer's end token.
     """
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     rows = input_ids.shape[0]
+    limits = _per_row(max_new_tokens, rows, "max_new_tokens")
+    stops = _per_row(stop_when, rows, "stop_when")
+    temperatures = _per_row(temperature, rows, "temperature")
+    generators = _per_row(generators, rows, "generators")
     end_ids = _end_token_ids(model, tokenizer)
     tokens: list[list[int]] = [[] for _ in range(rows)]
     ended = [False] * rows
     active = torch.arange(rows, device=input_ids.device)
-    positions = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
+    if min(limits) < 1:
+        raise ValueError(f"max_new_tokens must be at least 1 for every row, got {min(limits)}")
     # Only the last position's logits choose the next token: the prompt's other positions would add
     # a rows x prompt length x vocabulary product to the prefill.
     options = {"logits_to_keep": 1} if trims_logits(model) else {}
-    output = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache, use_cache=True,
-        **options,
-    )
-    next_positions = positions[:, -1:] + 1
-    for step in range(max_new_tokens):
+    sequences = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(input_ids[0, -1])
+    forward = forward_shared(model, sequences, pad_id, prefix_options=options, **options)
+    output, cache, attention_mask, next_positions = forward.output, forward.cache, forward.mask, forward.next_positions
+    while True:
         logits = output.logits[:, -1, :]
-        if generators is None:
-            chosen = logits.argmax(dim=-1)
-        else:
-            chosen = sample_tokens(logits, temperature, [generators[row] for row in active.tolist()])
+        chosen = logits.argmax(dim=-1)
+        live = active.tolist()
+        sampled = [slot for slot, row in enumerate(live) if generators[row] is not None]
+        if sampled:
+            slots = torch.tensor(sampled, device=logits.device)
+            chosen[slots] = sample_tokens(
+                logits[slots], [temperatures[live[slot]] for slot in sampled], [generators[live[slot]] for slot in sampled]
+            )
         keep = []
-        for slot, (row, token) in enumerate(zip(active.tolist(), chosen.tolist())):
+        for slot, (row, token) in enumerate(zip(live, chosen.tolist())):
             tokens[row].append(token)
             if token in end_ids:
                 ended[row] = token == tokenizer.eos_token_id
-            elif stop_when is None or not stop_when(tokenizer.decode(tokens[row], skip_special_tokens=True)):
+            elif len(tokens[row]) >= limits[row]:
+                continue
+            elif stops[row] is None or not stops[row](tokenizer.decode(tokens[row], skip_special_tokens=True)):
                 keep.append(slot)
-        if not keep or step == max_new_tokens - 1:
+        if not keep:
             break
         if len(keep) < len(active):
             remaining = torch.tensor(keep, device=input_ids.device)
@@ -192,7 +388,8 @@ class VLLMGenerator:
     """Generation through vLLM for a model held in memory, behind the interface of `generate`.
 
     vLLM loads models from disk, so the (possibly edited) model is written to a temporary folder
-    first. Pass the generator in place of the model to `generate` or `generate_with_status`.
+    first. Pass the generator in place of the model to `generate`, `generate_with_status` or
+    `generate_requests`.
     NOTE: tested only against a stand-in for vLLM's API, never against vLLM itself.
     """
 
@@ -214,21 +411,20 @@ class VLLMGenerator:
             model=str(self.directory), dtype=dtype, trust_remote_code=False, gpu_memory_utilization=gpu_memory_utilization,
         )
 
-    def generate_with_status(
-        self, prompts: list[str], max_new_tokens: int, do_sample: bool, temperature: float, seed: int, description: str,
-    ) -> tuple[list[str], list[bool]]:
-        """Generate one response per formatted prompt, and report whether each ended with end of sequence."""
-        requests = [{"prompt_token_ids": self.tokenizer(prompt, add_special_tokens=False)["input_ids"]} for prompt in prompts]
-        # Greedy decoding is temperature 0 in vLLM. Each sampled prompt gets its own seed.
+    def generate_requests(self, requests: list[Request], description: str) -> tuple[list[str], list[bool]]:
+        """Generate every request to its token limit; return texts and whether each ended with end of sequence."""
+        prompts = [{"prompt_token_ids": self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]} for request in requests]
+        # Greedy decoding is temperature 0 in vLLM. Each sampled request keeps its own seed.
         parameters = [
             self._vllm.SamplingParams(
-                max_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0,
-                seed=seed * 1_000_003 + index if do_sample else None, skip_special_tokens=True,
+                max_tokens=request.max_new_tokens,
+                temperature=0.0 if request.sample_seed is None else request.temperature,
+                seed=request.sample_seed, skip_special_tokens=True,
             )
-            for index in range(len(prompts))
+            for request in requests
         ]
-        log.info("%s: %d prompts through vLLM", description, len(prompts))
-        outputs = self.llm.generate(requests, parameters, use_tqdm=True)
+        log.info("%s: %d prompts through vLLM", description, len(requests))
+        outputs = self.llm.generate(prompts, parameters, use_tqdm=True)
         texts = [output.outputs[0].text.strip() for output in outputs]
         ended = [output.outputs[0].finish_reason == "stop" for output in outputs]
         return texts, ended

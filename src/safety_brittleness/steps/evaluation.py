@@ -54,26 +54,24 @@ def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[
     evaluation_prompts = harmful[harmful["split"] == "evaluation"].head(settings["prompts"]).reset_index(drop=True)
     attack = evaluation.attack_settings(settings, system_prompt, context.seed)
     generator = context.generator(model, tokenizer)
-    generations, rows = evaluation.evaluate_attacks(
-        generator, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"])
-    )
-    benign_generations, benign_rows = pd.DataFrame(), []
+    heldout, benign_tokens = None, 0
     if benign_and_perplexity:
         benign = pd.read_parquet(context.input["benign"])
         heldout = benign[benign["split"] == "heldout"].head(settings["benign_prompts"]).reset_index(drop=True)
-        benign_generations, benign_rows = evaluation.evaluate_benign_refusal(
-            generator, tokenizer, heldout, system_prompt, judge,
-            settings["benign_max_new_tokens"], settings["generation_batch_size"], context.seed, settings["early_stop"],
-        )
+        benign_tokens = settings["benign_max_new_tokens"]
+    generations, rows = evaluation.evaluate_responses(
+        generator, tokenizer, evaluation_prompts, judge, attack, tuple(settings["aggregations"]), heldout, benign_tokens,
+    )
     utility = settings["utility"]
     utility_rows = evaluation.evaluate_utility(model, tokenizer, utility["tasks"], utility["batch_size"], utility["limit"])
+    perplexity_rows = []
     if benign_and_perplexity:
         references = pd.read_parquet(context.input["reference_responses"])
         examples = examples_from_frame(references, tokenizer, None)
-        benign_rows.append(evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"]))
+        perplexity_rows.append(evaluation.response_perplexity(model, tokenizer, examples, settings["perplexity_max_length"]))
     sparsity = regions.actual_sparsity(model)
 
-    metrics = pd.DataFrame(rows + benign_rows + utility_rows + extra_rows + [{"metric": "actual_sparsity", "value": sparsity}])
+    metrics = pd.DataFrame(rows + perplexity_rows + utility_rows + extra_rows + [{"metric": "actual_sparsity", "value": sparsity}])
     metrics["experiment_id"] = experiment_id
     metrics = metrics.reindex(columns=METRIC_COLUMNS)
     for column in PARAMETER_COLUMNS:
@@ -81,9 +79,8 @@ def evaluate_and_write(context: StepContext, model, tokenizer, extra_rows: list[
     metrics["seed"] = context.seed
     record = context.provenance(seed=context.seed, experiment_id=experiment_id)
     write_parquet(metrics, context.output["metrics"], record)
-    all_generations = pd.concat([frame for frame in (generations, benign_generations) if len(frame)], ignore_index=True)
-    all_generations.insert(0, "experiment_id", experiment_id)
-    write_parquet(all_generations, context.output["generations"], record)
+    generations.insert(0, "experiment_id", experiment_id)
+    write_parquet(generations, context.output["generations"], record)
 
     values = metrics.set_index(["metric", metrics["task"].fillna("")])["value"]
     paper = metrics[metrics["aggregation"].isin(["paper"]) & metrics["metric"].str.startswith("asr_")]

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from unittest import mock
 from typing import Any
 
 import pandas as pd
@@ -236,6 +237,7 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
     """
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -247,10 +249,13 @@ def evaluate_utility(model, tokenizer, tasks: str | list[str], batch_size: int, 
     task_manager = TaskManager(include_defaults=tasks != "embedded")
     tokenizer.padding_side = "left"
     language_model = SharedPrefixLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    output = simple_evaluate(
-        model=language_model, tasks=task_specs, task_manager=task_manager, limit=limit, log_samples=False, bootstrap_iters=0,
-        random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
-    )
+    # simple_evaluate ends by adding PyTorch's environment report to its output, which runs `pip list`
+    # (about 3 s on two cores). These rows do not use it, and the provenance records the environment.
+    with mock.patch.object(lm_eval.evaluator, "add_env_info", lambda results: None):
+        output = simple_evaluate(
+            model=language_model, tasks=task_specs, task_manager=task_manager, limit=limit, log_samples=False,
+            bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0,
+        )
     rows = []
     correct_total = 0.0
     count_total = 0

@@ -243,10 +243,12 @@ def _left_padded(rows: list[list[int]], pad_id: int, starts: list[int], device):
 class SharedForward:
     """What `forward_shared` computed.
 
-    `output` is the model output for the rest of each sequence (left-padded, so a row's last
-    positions are its last tokens); `prefix_output` the output for the distinct prefixes, or None
-    when no sequence shares one; `prefix_rows[i]` the row of sequence i's prefix in it (-1 for
-    none); `shared[i]` the prefix length. `cache`, `mask` and `next_positions` continue decoding.
+    - `output`: the model output for the rest of each sequence, left-padded, so a row's last
+      positions are its last tokens.
+    - `prefix_output`: the output for the distinct prefixes, or None when no sequence shares one.
+    - `prefix_rows[i]`: the row of sequence i's prefix in `prefix_output`, -1 for none.
+    - `shared[i]`: the length of sequence i's shared prefix.
+    - `cache`, `mask` and `next_positions`: what decoding continues from.
     """
 
     output: object

@@ -123,7 +123,7 @@ def identical(first: Path, second: Path) -> tuple[bool, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", help="checkout whose src/ holds the evaluation code to compare against")
+    parser.add_argument("--baseline", help="checkout whose src/ contains the evaluation code to compare against")
     parser.add_argument("--model", default="results/models/aligned", help="model folder")
     parser.add_argument("--region", default=None, help="mask file to remove from the model")
     parser.add_argument("--results", default="results", help="results folder with data/ and calibration/ tables")

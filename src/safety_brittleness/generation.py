@@ -241,7 +241,7 @@ def _left_padded(rows: list[list[int]], pad_id: int, starts: list[int], device):
 
 @dataclass
 class SharedForward:
-    """What `forward_shared` computed.
+    """Result of `forward_shared`, the model outputs and the cache to continue decoding from.
 
     - `output`: the model output for the rest of each sequence, left-padded, so a row's last
       positions are its last tokens.

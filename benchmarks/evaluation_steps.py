@@ -11,6 +11,10 @@ One short generation comes first, so no timing includes one-off set-up. The tabl
 seconds of each step for the baseline and this checkout, and whether the responses, verdicts and
 metric values are identical (perplexity to a relative 1e-6). Evaluations run on `--threads`
 threads, 1 by default, as two side by side do in the workflow on two cores.
+
+With `--repeats N` the two codes run N times each, alternating which goes first (baseline then
+project, project then baseline, ...), so a slow spell of the machine falls on both. The table
+gives the median seconds of each step with the smallest and largest in brackets.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +134,7 @@ def main() -> None:
     parser.add_argument("--results", default="results", help="results folder with data/ and calibration/ tables")
     parser.add_argument("--configfile", default=None, help="parameter file merged over params.yaml, as for Snakemake")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each evaluation")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each code, alternating which goes first")
     parser.add_argument("--no-write", action="store_true", help="print the table without writing docs/benchmarks.md")
     parser.add_argument("--steps-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=None, help=argparse.SUPPRESS)
@@ -136,27 +142,39 @@ def main() -> None:
     if arguments.steps_only:
         run_steps(arguments)
         return
+    if arguments.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {arguments.repeats}")
     if not arguments.baseline or not (Path(arguments.baseline) / "src" / "safety_brittleness").is_dir():
         parser.error(f"--baseline {arguments.baseline!r} is not a checkout with src/safety_brittleness; "
                      "create one with: git worktree add /tmp/baseline <commit>")
 
-    with tempfile.TemporaryDirectory() as folder:
-        runs = {name: Path(folder) / name for name in ("baseline", "project")}
-        for path in runs.values():
-            path.mkdir()
-        seconds = {
-            "baseline": run_code(Path(arguments.baseline) / "src", arguments, runs["baseline"]),
-            "project": run_code(Path(__file__).resolve().parent.parent / "src", arguments, runs["project"]),
-        }
-        same_responses, same_metrics = identical(runs["baseline"], runs["project"])
+    sources = {"baseline": Path(arguments.baseline) / "src", "project": Path(__file__).resolve().parent.parent / "src"}
+    seconds: dict[str, list[dict[str, float]]] = {"baseline": [], "project": []}
+    same_responses, same_metrics = True, True
+    for repeat in range(arguments.repeats):
+        order = ["baseline", "project"] if repeat % 2 == 0 else ["project", "baseline"]
+        with tempfile.TemporaryDirectory() as folder:
+            runs = {name: Path(folder) / name for name in order}
+            for name in order:
+                runs[name].mkdir()
+                seconds[name].append(run_code(sources[name], arguments, runs[name]))
+            responses, metrics = identical(runs["baseline"], runs["project"])
+        same_responses, same_metrics = same_responses and responses, same_metrics and metrics
+        print(f"repeat {repeat + 1} of {arguments.repeats}: " + ", ".join(
+            f"{name} {sum(seconds[name][-1].values()):.1f} s" for name in order), flush=True)
 
-    rows = [
-        [step, f"{seconds['baseline'][step]:.1f}", f"{seconds['project'][step]:.1f}",
-         f"{seconds['baseline'][step] / seconds['project'][step]:.2f}x"]
-        for step in STEPS
-    ]
-    totals = [sum(seconds[name].values()) for name in ("baseline", "project")]
-    rows.append(["all", f"{totals[0]:.1f}", f"{totals[1]:.1f}", f"{totals[0] / totals[1]:.2f}x"])
+    def summary(values: list[float]) -> tuple[float, str]:
+        middle = statistics.median(values)
+        spread = f" ({min(values):.1f} to {max(values):.1f})" if len(values) > 1 else ""
+        return middle, f"{middle:.1f}{spread}"
+
+    rows = []
+    for step in STEPS + ["all"]:
+        cells = {
+            name: summary([sum(run.values()) if step == "all" else run[step] for run in runs_of_code])
+            for name, runs_of_code in seconds.items()
+        }
+        rows.append([step, cells["baseline"][1], cells["project"][1], f"{cells['baseline'][0] / cells['project'][0]:.2f}x"])
     baseline_commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=arguments.baseline, capture_output=True, text=True
     ).stdout.strip() or "unknown"
@@ -164,11 +182,13 @@ def main() -> None:
     text = "\n".join([
         heading(f"One evaluation step by step: {label}"),
         f"Model `{arguments.model}`" + (f" with region `{arguments.region}` removed" if arguments.region else "")
-        + f", {arguments.threads} torch thread(s), baseline code at commit `{baseline_commit}`.",
+        + f", {arguments.threads} torch thread(s), baseline code at commit `{baseline_commit}`, "
+        + (f"{arguments.repeats} runs of each code, alternating which runs first; median seconds, "
+           "smallest to largest in brackets." if arguments.repeats > 1 else "one run of each code."),
         "",
-        table(["step", "baseline (s)", "project (s)", "speed-up"], rows),
+        table(["step", "baseline (s)", "project (s)", "speed-up of the medians"], rows),
         "",
-        f"Responses and verdicts identical: {'yes' if same_responses else 'no'}. "
+        f"Responses and verdicts identical in every run: {'yes' if same_responses else 'no'}. "
         f"Metric values identical (perplexity to a relative 1e-6): {'yes' if same_metrics else 'no'}.",
     ])
     print(text)

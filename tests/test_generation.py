@@ -104,7 +104,8 @@ def test_dropping_stopped_sequences_matches_generate(varied_chat_model, smollm2_
     expected = tokenizer.batch_decode(reference, skip_special_tokens=True)
     expected_ended = (reference == tokenizer.eos_token_id).any(dim=1).tolist()
 
-    texts, ended = decode(model, tokenizer, encoded, max_new_tokens, judge.is_refusal)
+    prompt_ids = tokenizer(sent, add_special_tokens=False)["input_ids"]
+    texts, ended = decode(model, tokenizer, prompt_ids, max_new_tokens, judge.is_refusal)
     assert texts == expected
     # SmolLM2 pads with its end token, so `generate` output shows a stopped sequence as ended too.
     for text, done, reference_done in zip(texts, ended, expected_ended):
@@ -125,7 +126,7 @@ def test_greedy_decode_matches_generate(varied_chat_model, smollm2_tokenizer):
     reference = model.generate(**encoded, do_sample=False, max_new_tokens=20, pad_token_id=tokenizer.pad_token_id)
     expected = tokenizer.batch_decode(reference[:, prompt_length:], skip_special_tokens=True)
 
-    texts, _ = decode(model, tokenizer, encoded, 20)
+    texts, _ = decode(model, tokenizer, tokenizer(sent, add_special_tokens=False)["input_ids"], 20)
 
     assert texts == expected
 
@@ -178,9 +179,9 @@ def test_mixed_requests_equal_separate_calls(varied_chat_model, smollm2_tokenize
 
 
 def test_decode_rejects_an_empty_token_limit(tiny_chat_model, smollm2_tokenizer):
-    encoded = smollm2_tokenizer(["hello"], return_tensors="pt", add_special_tokens=False)
+    prompt_ids = smollm2_tokenizer(["hello"], add_special_tokens=False)["input_ids"]
     with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
-        decode(tiny_chat_model, smollm2_tokenizer, encoded, [0])
+        decode(tiny_chat_model, smollm2_tokenizer, prompt_ids, [0])
     assert generate_requests(tiny_chat_model, smollm2_tokenizer, [Request("hello", 0)], batch_size=4) == ([""], [False])
 
 

@@ -113,25 +113,21 @@ def generate_requests(
     if isinstance(model, VLLMGenerator):
         # vLLM generates every response to full length; keyword verdicts are the same as with early stopping.
         return model.generate_requests(requests, description)
-    tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer([request.prompt for request in requests], add_special_tokens=False)["input_ids"]]
+    prompt_ids = tokenizer([request.prompt for request in requests], add_special_tokens=False)["input_ids"]
     # A request for no new tokens has the empty response.
-    order = sorted((i for i in range(len(requests)) if requests[i].max_new_tokens > 0), key=lambda i: lengths[i])
+    order = sorted((i for i in range(len(requests)) if requests[i].max_new_tokens > 0), key=lambda i: len(prompt_ids[i]))
     responses: list[str] = [""] * len(requests)
     finished: list[bool] = [False] * len(requests)
     device = next(model.parameters()).device
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc=description, unit="batch", mininterval=2.0):
         chosen = [requests[i] for i in batch]
-        encoded = tokenizer(
-            [request.prompt for request in chosen], return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(device)
         generators = [
             None if request.sample_seed is None else torch.Generator(device=device).manual_seed(request.sample_seed)
             for request in chosen
         ]
         texts, ended = decode(
-            model, tokenizer, encoded, [request.max_new_tokens for request in chosen],
+            model, tokenizer, [prompt_ids[i] for i in batch], [request.max_new_tokens for request in chosen],
             [request.stop_when for request in chosen], [request.temperature for request in chosen], generators,
         )
         for index, text, done in zip(batch, texts, ended):
@@ -311,15 +307,16 @@ def forward_shared(
 def decode(
     model,
     tokenizer,
-    encoded,
+    prompts: list[list[int]],
     max_new_tokens: int | list[int],
     stop_when: Callable[[str], bool] | None | list = None,
     temperature: float | list[float] = 1.0,
     generators: list[torch.Generator | None] | None = None,
 ) -> tuple[list[str], list[bool]]:
-    """Decode a left-padded batch, dropping each sequence once it stops.
+    """Continue a batch of prompts, given as token ids without padding, dropping each sequence once it stops.
 
-    Each of `max_new_tokens`, `stop_when`, `temperature` and `generators` is one value for every
+    The prompts run through the model as one batch, with shared prefixes computed once
+    (`forward_shared`). Each of `max_new_tokens`, `stop_when`, `temperature` and `generators` is one value for every
     row or a list with one per row. A row with a generator is sampled, one without is greedy.
     A sequence leaves the batch when it emits an end token, reaches its token limit or its text
     satisfies its `stop_when`. The key-value cache, attention mask and positions are then cut to
@@ -328,8 +325,8 @@ def decode(
     sequence until the last one stops). Returns the decoded texts and whether each ended with the
     tokenizer's end token.
     """
-    input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
-    rows = input_ids.shape[0]
+    rows = len(prompts)
+    device = next(model.parameters()).device
     limits = _per_row(max_new_tokens, rows, "max_new_tokens")
     stops = _per_row(stop_when, rows, "stop_when")
     temperatures = _per_row(temperature, rows, "temperature")
@@ -337,15 +334,15 @@ def decode(
     end_ids = _end_token_ids(model, tokenizer)
     tokens: list[list[int]] = [[] for _ in range(rows)]
     ended = [False] * rows
-    active = torch.arange(rows, device=input_ids.device)
+    active = torch.arange(rows, device=device)
     if min(limits) < 1:
         raise ValueError(f"max_new_tokens must be at least 1 for every row, got {min(limits)}")
     # Only the last position's logits choose the next token: the prompt's other positions would add
     # a rows x prompt length x vocabulary product to the prefill.
     options = {"logits_to_keep": 1} if trims_logits(model) else {}
-    sequences = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(input_ids[0, -1])
-    forward = forward_shared(model, sequences, pad_id, prefix_options=options, **options)
+    # Padded positions are masked out, so any token id serves as padding.
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    forward = forward_shared(model, [list(ids) for ids in prompts], pad_id, prefix_options=options, **options)
     output, cache, attention_mask, next_positions = forward.output, forward.cache, forward.mask, forward.next_positions
     while True:
         logits = output.logits[:, -1, :]
@@ -369,7 +366,7 @@ def decode(
         if not keep:
             break
         if len(keep) < len(active):
-            remaining = torch.tensor(keep, device=input_ids.device)
+            remaining = torch.tensor(keep, device=device)
             active, chosen, attention_mask = active[remaining], chosen[remaining], attention_mask[remaining]
             next_positions = next_positions[remaining]
             cache.batch_select_indices(remaining)

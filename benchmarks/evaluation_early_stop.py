@@ -9,6 +9,12 @@ plain batched `model.generate` to the full token limit (the reference), with the
 to the limit, and with the project's decoder and early stopping (sequences leave the batch once they
 end or contain a refusal phrase). Prints a Markdown table (seconds, speed-up over the reference,
 whether every verdict is identical) and writes it to docs/benchmarks.md.
+
+A response without a refusal phrase runs to its token limit or its end token, since its keyword
+verdict is not known until its last token. For the greedy variants, the responses without a refusal phrase
+are generated once more, on their own prompts only, with early stopping. That time is a lower
+bound for early stopping on this machine (up to timing noise), and the reference time divided by
+it is the largest speed-up early stopping can reach on these prompts.
 """
 
 from __future__ import annotations
@@ -77,6 +83,16 @@ def main() -> None:
             )
             seconds[early_stop] = time.perf_counter() - start
             verdicts[early_stop] = generations[COLUMNS].reset_index(drop=True)
+        floor, bound = "-", "-"
+        never_stopping = generations.loc[~generations["refusal"].astype(bool), "prompt_id"]
+        if variant != "adv_decoding" and len(never_stopping):
+            start = time.perf_counter()
+            evaluation.evaluate_attacks(
+                model, tokenizer, prompts[prompts["id"].isin(never_stopping)], judge,
+                dataclasses.replace(attack, early_stop=True), ("paper",),
+            )
+            seconds_floor = time.perf_counter() - start
+            floor, bound = f"{seconds_floor:.1f} ({len(never_stopping)})", f"{reference_seconds / seconds_floor:.1f}x"
         # Sampled responses of `model.generate` come from another random stream, so early stopping is
         # checked against the project's own decoder to the limit, which draws the same samples.
         sampled = variant == "adv_decoding"
@@ -87,6 +103,7 @@ def main() -> None:
         rows.append([
             variant, len(verdicts[True]), f"{verdicts[True]['refusal'].mean():.2f}", f"{reference_seconds:.1f}",
             f"{seconds[False]:.1f}", f"{seconds[True]:.1f}", f"{reference_seconds / seconds[True]:.1f}x", identical,
+            floor, bound,
         ])
 
     label = Path(arguments.region or arguments.model).name
@@ -97,7 +114,8 @@ def main() -> None:
         "",
         table(
             ["variant", "responses", "refusal rate", "model.generate to the limit (s)", "project to the limit (s)",
-             "project, early stop (s)", "speed-up", "identical verdicts"],
+             "project, early stop (s)", "speed-up", "identical verdicts",
+             "responses without a refusal phrase, alone (s, count)", "largest possible speed-up"],
             rows,
         ),
     ])

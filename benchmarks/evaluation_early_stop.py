@@ -11,10 +11,10 @@ end or contain a refusal phrase). Prints a Markdown table (seconds, speed-up ove
 whether every verdict is identical) and writes it to docs/benchmarks.md.
 
 A response without a refusal phrase runs to its token limit or its end token, since its keyword
-verdict is not known until its last token. For the greedy variants, the responses without a refusal phrase
-are generated once more, on their own prompts only, with early stopping. That time is a lower
-bound for early stopping on this machine (up to timing noise), and the reference time divided by
-it is the largest speed-up early stopping can reach on these prompts.
+verdict is not known until its last token. For the greedy variants, those responses are generated
+once more, from their prompts alone, with early stopping. That time is a lower bound for early
+stopping on this machine (up to timing noise), and the reference time divided by it is the
+largest speed-up early stopping can reach on these prompts.
 """
 
 from __future__ import annotations
@@ -84,15 +84,15 @@ def main() -> None:
             seconds[early_stop] = time.perf_counter() - start
             verdicts[early_stop] = generations[COLUMNS].reset_index(drop=True)
         floor, bound = "-", "-"
-        never_stopping = generations.loc[~generations["refusal"].astype(bool), "prompt_id"]
-        if variant != "adv_decoding" and len(never_stopping):
+        without_refusal = generations.loc[~generations["refusal"].astype(bool), "prompt_id"]
+        if variant != "adv_decoding" and len(without_refusal):
             start = time.perf_counter()
             evaluation.evaluate_attacks(
-                model, tokenizer, prompts[prompts["id"].isin(never_stopping)], judge,
+                model, tokenizer, prompts[prompts["id"].isin(without_refusal)], judge,
                 dataclasses.replace(attack, early_stop=True), ("paper",),
             )
             seconds_floor = time.perf_counter() - start
-            floor, bound = f"{seconds_floor:.1f} ({len(never_stopping)})", f"{reference_seconds / seconds_floor:.1f}x"
+            floor, bound = f"{seconds_floor:.1f} ({len(without_refusal)})", f"{reference_seconds / seconds_floor:.1f}x"
         # Sampled responses of `model.generate` come from another random stream, so early stopping is
         # checked against the project's own decoder to the limit, which draws the same samples.
         sampled = variant == "adv_decoding"

@@ -16,7 +16,6 @@ same in both passes, by content: the tensors of a safetensors file, the frame of
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -29,8 +28,8 @@ import torch
 from safetensors.torch import load_file
 
 from report import heading, table, write_section
+from stage_resources import FINISHED
 
-FINISHED = re.compile(r"rule (\S+) finished in ([0-9.]+) s")
 # Inputs of one evaluation of a one-shot set-difference region and of one fine-tuning attack, after alignment.
 TARGETS = [
     "results/calibration/safety-full.parquet",

@@ -316,8 +316,8 @@ def decode(
     """Continue a batch of prompts, given as token ids without padding, dropping each sequence once it stops.
 
     The prompts run through the model as one batch, with shared prefixes computed once
-    (`forward_shared`). Each of `max_new_tokens`, `stop_when`, `temperature` and `generators` is one value for every
-    row or a list with one per row. A row with a generator is sampled, one without is greedy.
+    (`forward_shared`). Each of `max_new_tokens`, `stop_when`, `temperature` and `generators` is
+    one value for every row or a list with one per row. A row with a generator is sampled, one without is greedy.
     A sequence leaves the batch when it emits an end token, reaches its token limit or its text
     satisfies its `stop_when`. The key-value cache, attention mask and positions are then cut to
     the remaining sequences, so a batch costs what its live sequences cost. Greedy texts equal
